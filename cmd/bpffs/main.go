@@ -1,0 +1,292 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bpffs/bpffs/bpf"
+	"github.com/bpffs/bpffs/devfs"
+	"github.com/bpffs/bpffs/devfs/fuse"
+	"github.com/bpffs/bpffs/tap"
+)
+
+const defaultMountPoint = "/run/bpffs"
+
+type options struct {
+	taps       []string
+	netns      string
+	units      int
+	mode       uint32
+	uid, gid   uint32
+	zeroCopy   bool
+	linkDir    string
+	bufSize    int
+	maxBufSize int
+	txQueueLen int
+	mountPoint string
+}
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("bpffs: ")
+	if len(os.Args) > 1 && os.Args[1] == "stat" {
+		os.Exit(statCommand(os.Args[2:], os.Stdout))
+	}
+	opts, err := parseFlags(os.Args[1:])
+	if err != nil {
+		log.Print(err)
+		os.Exit(2)
+	}
+	if err := run(opts); err != nil {
+		log.Print(err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (*options, error) {
+	fs := flag.NewFlagSet("bpffs", flag.ContinueOnError)
+	o := &options{}
+	taps := fs.String("tap", "bpf0tap", "comma-separated TAP interfaces to serve (created if missing)")
+	fs.StringVar(&o.netns, "netns", "", "network namespace of the taps: a name under /run/netns or a path (default: the daemon's own)")
+	fs.IntVar(&o.units, "units", 16, "number of numbered nodes bpf0 … bpfN-1")
+	mode := fs.String("mode", "0600", "permission bits of the device nodes (octal)")
+	uid := fs.Uint("uid", 0, "owner of the device nodes")
+	gid := fs.Uint("gid", 0, "group of the device nodes")
+	fs.BoolVar(&o.zeroCopy, "zerocopy", true, "allow zero-copy buffer mode (BIOCSETBUFMODE)")
+	fs.StringVar(&o.linkDir, "link", "", "create DIR/bpf and DIR/bpfN symlinks to the nodes (e.g. /dev)")
+	fs.IntVar(&o.bufSize, "bufsize", 4096, "default buffer size of a descriptor (net.bpf.bufsize)")
+	fs.IntVar(&o.maxBufSize, "maxbufsize", 524288, "largest buffer size BIOCSBLEN grants (net.bpf.maxbufsize)")
+	fs.IntVar(&o.txQueueLen, "txqueuelen", 10000, "transmit queue length set on the taps, so bursts wait instead of being dropped")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: bpffs [flags] [MOUNTPOINT]   (default %s)\n       bpffs stat [MOUNTPOINT]\n", defaultMountPoint)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch fs.NArg() {
+	case 0:
+		o.mountPoint = defaultMountPoint
+	case 1:
+		o.mountPoint = fs.Arg(0)
+	default:
+		return nil, fmt.Errorf("one mount point at most, got %q", fs.Args())
+	}
+	abs, err := filepath.Abs(o.mountPoint)
+	if err != nil {
+		return nil, err
+	}
+	o.mountPoint = abs
+	m, err := strconv.ParseUint(*mode, 8, 32)
+	if err != nil || m > 0o777 {
+		return nil, fmt.Errorf("-mode %q: want octal permission bits such as 0600", *mode)
+	}
+	o.mode, o.uid, o.gid = uint32(m), uint32(*uid), uint32(*gid)
+	for _, t := range strings.Split(*taps, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			o.taps = append(o.taps, t)
+		}
+	}
+	if len(o.taps) == 0 {
+		return nil, errors.New("-tap: at least one interface is needed")
+	}
+	if o.units < 0 || o.units > 1024 {
+		return nil, fmt.Errorf("-units %d: want 0 … 1024", o.units)
+	}
+	if o.bufSize < bpf.MinBufSize || o.maxBufSize < o.bufSize || o.maxBufSize > 16<<20 {
+		return nil, fmt.Errorf("-bufsize %d / -maxbufsize %d: want %d ≤ bufsize ≤ maxbufsize ≤ 16 MiB", o.bufSize, o.maxBufSize, bpf.MinBufSize)
+	}
+	return o, nil
+}
+
+// served is one tap with its emulated interface and reader.
+type served struct {
+	dev    *tap.Device
+	ifp    *bpf.Interface
+	reader *tap.Reader
+	done   chan error
+}
+
+func run(o *options) error {
+	if os.Geteuid() != 0 {
+		return errors.New("must run as root: it mounts a filesystem, owns taps and reaches clients' memory")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return errors.New("no /dev/fuse: load the fuse module (modprobe fuse)")
+	}
+	registry := bpf.NewRegistry()
+	var taps []*served
+	defer func() {
+		for _, s := range taps {
+			s.ifp.Gone()
+			s.reader.Stop()
+			s.dev.Close()
+		}
+	}()
+	for _, name := range o.taps {
+		s, err := serveTap(o, name)
+		if err != nil {
+			return err
+		}
+		taps = append(taps, s)
+		if err := registry.Add(s.ifp); err != nil {
+			return err
+		}
+	}
+	table := devfs.New(devfs.Config{
+		Units: o.units, Mode: o.mode, UID: o.uid, GID: o.gid,
+		BPF: &bpf.Config{Registry: registry, DefaultBufSize: o.bufSize, MaxBufSize: o.maxBufSize, ZeroCopy: o.zeroCopy},
+	})
+	srv, err := fuse.Mount(fuse.Options{MountPoint: o.mountPoint, Name: "bpffs", Nodes: table.Nodes(), Logf: log.Printf})
+	if err != nil {
+		if errors.Is(err, fuse.ErrMountBusy) {
+			return fmt.Errorf("mount point %s is busy: %v", o.mountPoint, err)
+		}
+		return err
+	}
+	var links []string
+	if o.linkDir != "" {
+		links, err = makeLinks(o.linkDir, o.mountPoint, o.units)
+		if err != nil {
+			srv.Close()
+			return err
+		}
+	}
+	log.Printf("serving %s on %s (%d units, mode %04o)", strings.Join(o.taps, ","), o.mountPoint, o.units, o.mode)
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	goneTaps := make(chan *served, len(taps))
+	for _, s := range taps {
+		go func() {
+			if err := <-s.done; err != nil {
+				log.Printf("tap %s: %v; its descriptors are detached, the others keep running", s.dev.Name(), err)
+				registry.Remove(s.ifp.Name())
+				s.ifp.Gone()
+				goneTaps <- s
+			}
+		}()
+	}
+	mtuTick := time.NewTicker(2 * time.Second)
+	defer mtuTick.Stop()
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			log.Printf("%v: shutting down", sig)
+			break loop
+		case <-srv.Done():
+			log.Printf("the mount went away (unmounted from outside?): shutting down")
+			break loop
+		case <-goneTaps:
+		case <-mtuTick.C:
+			// An administrator may change a tap's MTU; writes are bounded by it.
+			for _, s := range taps {
+				if mtu, err := s.dev.MTU(); err == nil {
+					s.ifp.SetMTU(mtu)
+				}
+			}
+		}
+	}
+	// Detach first so blocked readers return ENXIO, then unmount.
+	for _, s := range taps {
+		s.ifp.Gone()
+	}
+	removeLinks(links)
+	if err := srv.Close(); err != nil {
+		log.Printf("unmount: %v", err)
+	}
+	return nil
+}
+
+func serveTap(o *options, name string) (*served, error) {
+	dev, err := tap.Open(tap.Config{Name: name, Netns: o.netns, TxQueueLen: o.txQueueLen})
+	switch {
+	case errors.Is(err, tap.ErrBusy):
+		return nil, fmt.Errorf("tap %s is busy: another process has it open", name)
+	case errors.Is(err, tap.ErrNotTap):
+		return nil, fmt.Errorf("%s exists and is not a tap", name)
+	case err != nil:
+		return nil, fmt.Errorf("tap %s: %w", name, err)
+	}
+	mtu, err := dev.MTU()
+	if err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("tap %s: %w", name, err)
+	}
+	ifp := bpf.NewInterface(name, mtu, emulatedAddress(dev.Index()), transmitter{dev})
+	s := &served{dev: dev, ifp: ifp, done: make(chan error, 1)}
+	s.reader = dev.NewReader(tap.ReaderOptions{}, func(b *tap.Batch) {
+		for i := range b.Frames {
+			ifp.Input(b.Frames[i].Data, b.Frames[i].Time)
+		}
+		ifp.EndBatch()
+	})
+	go func() { s.done <- s.reader.Run() }()
+	return s, nil
+}
+
+// emulatedAddress is the Ethernet address of the emulated interface (the
+// far end of the tap): locally administered 02:62:70:66 ("bpf") followed by
+// the tap's interface index. It is the source of written frames when
+// header-complete is off.
+func emulatedAddress(index int) []byte {
+	return []byte{0x02, 0x62, 0x70, 0x66, byte(index >> 8), byte(index)}
+}
+
+type transmitter struct{ dev *tap.Device }
+
+func (t transmitter) Transmit(frame []byte) error { return t.dev.WriteFrame(frame) }
+
+// makeLinks creates DIR/bpf and DIR/bpfN pointing into the mount. An
+// existing entry is replaced only if it is a symlink into this mount point
+// (left by a crashed run); anything else is an error.
+func makeLinks(dir, mnt string, units int) ([]string, error) {
+	names := []string{"bpf"}
+	for i := 0; i < units; i++ {
+		names = append(names, fmt.Sprintf("bpf%d", i))
+	}
+	var made []string
+	for _, n := range names {
+		link, target := filepath.Join(dir, n), filepath.Join(mnt, n)
+		if old, err := os.Readlink(link); err == nil && old == target {
+			os.Remove(link)
+		}
+		if err := os.Symlink(target, link); err != nil {
+			removeLinks(made)
+			return nil, fmt.Errorf("-link: %w", err)
+		}
+		made = append(made, link)
+	}
+	return made, nil
+}
+
+func removeLinks(links []string) {
+	for _, l := range links {
+		os.Remove(l)
+	}
+}
+
+func statCommand(args []string, out io.Writer) int {
+	mnt := defaultMountPoint
+	if len(args) > 0 {
+		mnt = args[0]
+	}
+	b, err := os.ReadFile(filepath.Join(mnt, devfs.StatsFile))
+	if err != nil {
+		log.Printf("stat: %v", err)
+		return 1
+	}
+	out.Write(b)
+	return 0
+}
