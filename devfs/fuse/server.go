@@ -125,10 +125,12 @@ func Mount(opts Options) (*Server, error) {
 	s.bufSize = opts.MaxWrite + 4096
 	s.bufPool.New = func() any { b := make([]byte, s.bufSize); return &b }
 
-	if err := os.MkdirAll(opts.MountPoint, 0o755); err != nil {
+	// Clear a dead mount first: the mount point cannot even be stat'ed
+	// (ENOTCONN) until it is gone.
+	if err := clearStaleMount(opts.MountPoint, s.fstype); err != nil {
 		return nil, err
 	}
-	if err := clearStaleMount(opts.MountPoint, s.fstype); err != nil {
+	if err := os.MkdirAll(opts.MountPoint, 0o755); err != nil {
 		return nil, err
 	}
 	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)

@@ -1,0 +1,207 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bpffs/bpffs/internal/testenv"
+	"golang.org/x/sys/unix"
+)
+
+func TestDaemonNodesVersionAndCleanStop(t *testing.T) {
+	e := startDaemon(t, 1)
+	for _, n := range []string{"bpf", "bpf0", "bpf15", "stats"} {
+		st, err := os.Stat(e.node(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := os.FileMode(0o600)
+		if n == "stats" {
+			want = 0o400
+		}
+		if st.Mode().Perm() != want {
+			t.Errorf("%s mode %v, want %v", n, st.Mode().Perm(), want)
+		}
+	}
+	if _, err := os.Stat(e.node("bpf16")); err == nil {
+		t.Error("bpf16 exists with -units 16")
+	}
+	c := e.client("version", e.node("bpf"))
+	c.expect("version 1.1")
+	c.expect(fmt.Sprintf("unknown-bpf r=-1 errno=%d", unix.EINVAL))
+	c.expect(fmt.Sprintf("tcgets r=-1 errno=%d", unix.ENOTTY))
+	c.expect("isatty 0")
+
+	if err := e.stop(); err != nil {
+		t.Fatalf("bpffs after SIGTERM: %v\n%s", err, e.log)
+	}
+	if m, _ := os.ReadFile("/proc/self/mounts"); strings.Contains(string(m), " "+e.mnt+" ") {
+		t.Fatal("still mounted after SIGTERM")
+	}
+	// The tap the daemon created is gone with it.
+	if out, err := exec.Command("ip", "-n", e.ns, "link", "show", e.taps[0]).CombinedOutput(); err == nil {
+		t.Fatalf("tap %s still exists: %s", e.taps[0], out)
+	}
+}
+
+func TestNumberedUnitsAreExclusive(t *testing.T) {
+	e := startDaemon(t, 1)
+	f, err := os.OpenFile(e.node("bpf0"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.OpenFile(e.node("bpf0"), os.O_RDWR, 0); !errorsIs(err, unix.EBUSY) {
+		t.Fatalf("second open of bpf0: %v, want EBUSY", err)
+	}
+	f.Close()
+	waitFor(t, "bpf0 to be free", func() bool {
+		g, err := os.OpenFile(e.node("bpf0"), os.O_RDWR, 0)
+		if err == nil {
+			g.Close()
+		}
+		return err == nil
+	})
+	// The cloning node never is.
+	a, err1 := os.OpenFile(e.node("bpf"), os.O_RDWR, 0)
+	b, err2 := os.OpenFile(e.node("bpf"), os.O_RDWR, 0)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	a.Close()
+	b.Close()
+}
+
+func errorsIs(err error, errno unix.Errno) bool {
+	var pe *os.PathError
+	if e, ok := err.(*os.PathError); ok {
+		pe = e
+		return pe.Err == errno
+	}
+	return false
+}
+
+func TestUnprivilegedUserDenied(t *testing.T) {
+	e := startDaemon(t, 1)
+	c := startClient(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}, "version", e.node("bpf"))
+	c.expect(fmt.Sprintf("open-failed errno=%d", unix.EACCES))
+}
+
+func TestKilledReaderLeavesNoDescriptor(t *testing.T) {
+	e := startDaemon(t, 1)
+	c := e.client("hold", e.node("bpf"), e.taps[0])
+	c.expect("attached")
+	if n := len(e.statsLines()); n != 1 {
+		t.Fatalf("stats lists %d descriptors, want 1", n)
+	}
+	c.cmd.Process.Kill()
+	select {
+	case <-c.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a SIGKILLed reader was not reaped")
+	}
+	waitFor(t, "the descriptor to go", func() bool { return len(e.statsLines()) == 0 })
+}
+
+func TestStatsFileAndCommand(t *testing.T) {
+	e := startDaemon(t, 1)
+	c := e.client("hold", e.node("bpf"), e.taps[0])
+	c.expect("attached")
+	out, err := exec.Command(daemonBin, "stat", e.mnt).CombinedOutput()
+	if err != nil {
+		t.Fatalf("bpffs stat: %v: %s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "recv") {
+		t.Fatalf("bpffs stat output:\n%s", out)
+	}
+	f := strings.Fields(lines[1])
+	if f[1] != fmt.Sprint(c.cmd.Process.Pid) || f[2] != e.taps[0] || f[3] != "buffer" {
+		t.Fatalf("descriptor line %q: want pid %d, interface %s, mode buffer", lines[1], c.cmd.Process.Pid, e.taps[0])
+	}
+}
+
+func TestLinksCreatedAndRemoved(t *testing.T) {
+	dir := t.TempDir()
+	e := startDaemon(t, 1, "-link", dir, "-units", "2")
+	for _, n := range []string{"bpf", "bpf0", "bpf1"} {
+		target, err := os.Readlink(filepath.Join(dir, n))
+		if err != nil || target != e.node(n) {
+			t.Fatalf("link %s -> %q (%v)", n, target, err)
+		}
+	}
+	c := e.client("version", filepath.Join(dir, "bpf"))
+	c.expect("version 1.1")
+	if err := e.stop(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Fatalf("links left behind: %v", entries)
+	}
+}
+
+func TestStaleMountClearedAtStart(t *testing.T) {
+	e := startDaemon(t, 1)
+	e.cmd.Process.Kill()
+	<-e.exited
+	// The mount is dead now; a new daemon on the same mount point clears it.
+	var st unix.Stat_t
+	if err := unix.Stat(e.mnt, &st); err != unix.ENOTCONN {
+		t.Fatalf("stat of the dead mount: %v, want ENOTCONN", err)
+	}
+	tap := testenv.UniqueName("bt")
+	e2 := &env{t: t, ns: e.ns, mnt: e.mnt, taps: []string{tap}, log: &strings.Builder{}}
+	e2.start([]string{"-netns", e.ns, "-tap", tap, e.mnt})
+	c := e2.client("version", e2.node("bpf"))
+	c.expect("version 1.1")
+}
+
+func TestDaemonStartErrors(t *testing.T) {
+	testenv.RequireFUSE(t)
+	testenv.RequireTUN(t)
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	ns := testenv.NewNetns(t)
+	testenv.MustRun(t, "ip", "-n", ns, "link", "add", "dum0", "type", "veth", "peer", "name", "dum1")
+	run := func(args ...string) string {
+		cmd := exec.Command(daemonBin, args...)
+		done := make(chan struct{})
+		var out []byte
+		var err error
+		go func() { out, err = cmd.CombinedOutput(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("bpffs %v did not exit", args)
+		}
+		if err == nil {
+			t.Fatalf("bpffs %v succeeded", args)
+		}
+		return string(out)
+	}
+	if out := run("-netns", ns, "-tap", "dum0", t.TempDir()); !strings.Contains(out, "not a tap") {
+		t.Errorf("dummy interface: %s", out)
+	}
+	// A veth is not a tap; a tap held by another daemon is busy.
+	e := startDaemon(t, 1)
+	if out := run("-netns", e.ns, "-tap", e.taps[0], t.TempDir()); !strings.Contains(out, "busy") {
+		t.Errorf("busy tap: %s", out)
+	}
+	// The mount point of a live daemon is busy.
+	if out := run("-netns", e.ns, "-tap", testenv.UniqueName("bt"), e.mnt); !strings.Contains(out, "busy") {
+		t.Errorf("busy mount point: %s", out)
+	}
+	nobody := exec.Command(daemonBin, "-tap", "x", t.TempDir())
+	nobody.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := nobody.CombinedOutput(); err == nil || !strings.Contains(string(out), "root") {
+		t.Errorf("as uid 65534: %v %s", err, out)
+	}
+}
