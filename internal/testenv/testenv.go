@@ -104,4 +104,3 @@ func InNetns(t testing.TB, ns string, name string, args ...string) string {
 func NetnsCommand(ns string, name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
 }
-
