@@ -199,9 +199,45 @@ func TestDaemonStartErrors(t *testing.T) {
 	if out := run("-netns", e.ns, "-tap", testenv.UniqueName("bt"), e.mnt); !strings.Contains(out, "busy") {
 		t.Errorf("busy mount point: %s", out)
 	}
+	if out := run("-netns", e.ns, "-maxbufsize", "2097152", t.TempDir()); !strings.Contains(out, "one FUSE request") {
+		t.Errorf("-maxbufsize beyond one READ: %s", out)
+	}
 	nobody := exec.Command(daemonBin, "-tap", "x", t.TempDir())
 	nobody.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	if out, err := nobody.CombinedOutput(); err == nil || !strings.Contains(string(out), "root") {
 		t.Errorf("as uid 65534: %v %s", err, out)
+	}
+}
+
+// A daemon in a child PID namespace cannot name callers outside it (the
+// kernel sends pid 0): commands that need the caller's memory fail with
+// EPERM and touch nothing; the others still work.
+func TestCallerInvisibleToDaemon(t *testing.T) {
+	testenv.RequireFUSE(t)
+	testenv.RequireTUN(t)
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	ns := testenv.NewNetns(t)
+	tap := testenv.UniqueName("bt")
+	e := &env{t: t, ns: ns, mnt: t.TempDir(), taps: []string{tap}, log: &strings.Builder{}}
+	os.Chmod(e.mnt, 0o755)
+	e.startWrapped([]string{"unshare", "--pid", "--fork", "--kill-child"}, []string{"-netns", ns, "-tap", tap, e.mnt})
+	got := map[string]string{}
+	for _, l := range e.client("errnos", e.node("bpf"), tap).all() {
+		name, rest, _ := strings.Cut(l, " ")
+		got[name] = rest
+	}
+	eperm := fmt.Sprintf("r=-1 errno=%d", unix.EPERM)
+	for _, name := range []string{"setf-512", "setf-badptr"} {
+		if got[name] != eperm {
+			t.Errorf("%s: %q, want %q", name, got[name], eperm)
+		}
+	}
+	if got["setif"] != "r=0 errno=0" || got["gdltlist-count"] != "len=1" {
+		t.Errorf("commands without pointers must still work: setif %q, gdltlist-count %q", got["setif"], got["gdltlist-count"])
+	}
+	if want := fmt.Sprintf("r=-1 errno=%d", unix.EPERM); got["gdltlist"] != want && !strings.HasPrefix(got["gdltlist"], "len=") {
+		t.Errorf("gdltlist: %q", got["gdltlist"])
 	}
 }

@@ -89,8 +89,14 @@ func startDaemon(t *testing.T, ntaps int, extra ...string) *env {
 }
 
 func (e *env) start(args []string) {
+	e.startWrapped(nil, args)
+}
+
+// startWrapped starts the daemon under a wrapper command (e.g. unshare).
+func (e *env) startWrapped(wrapper []string, args []string) {
 	t := e.t
-	e.cmd = exec.Command(daemonBin, args...)
+	argv := append(append(append([]string{}, wrapper...), daemonBin), args...)
+	e.cmd = exec.Command(argv[0], argv[1:]...)
 	pr, pw, _ := os.Pipe()
 	e.cmd.Stderr = pw
 	if err := e.cmd.Start(); err != nil {

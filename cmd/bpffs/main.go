@@ -103,8 +103,12 @@ func parseFlags(args []string) (*options, error) {
 	if o.units < 0 || o.units > 1024 {
 		return nil, fmt.Errorf("-units %d: want 0 … 1024", o.units)
 	}
-	if o.bufSize < bpf.MinBufSize || o.maxBufSize < o.bufSize || o.maxBufSize > 16<<20 {
-		return nil, fmt.Errorf("-bufsize %d / -maxbufsize %d: want %d ≤ bufsize ≤ maxbufsize ≤ 16 MiB", o.bufSize, o.maxBufSize, bpf.MinBufSize)
+	if o.bufSize < bpf.MinBufSize || o.maxBufSize < o.bufSize {
+		return nil, fmt.Errorf("-bufsize %d / -maxbufsize %d: want %d ≤ bufsize ≤ maxbufsize", o.bufSize, o.maxBufSize, bpf.MinBufSize)
+	}
+	// One read(2) returns one buffer, so a buffer must fit one FUSE READ.
+	if limit := fuse.MaxSingleRead(); o.maxBufSize > limit {
+		return nil, fmt.Errorf("-maxbufsize %d: one read must fit one FUSE request, at most %d bytes here (raise the sysctl fs.fuse.max_pages_limit for more)", o.maxBufSize, limit)
 	}
 	return o, nil
 }

@@ -52,6 +52,15 @@ func kernelMaxPages() int {
 	return n
 }
 
+// MaxSingleRead is the largest read(2) that reaches a handle as one READ
+// request whatever the alignment of the caller's buffer: the kernel splits
+// reads by page span, max_pages pages per request, and an unaligned buffer
+// spans one page more than its size.
+func MaxSingleRead() int {
+	page := os.Getpagesize()
+	return kernelMaxPages()*page - page
+}
+
 // mountEntry is one line of /proc/self/mountinfo that matters here.
 type mountEntry struct {
 	dev    uint64 // st_dev of the mount, as major:minor
