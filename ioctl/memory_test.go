@@ -1,0 +1,5 @@
+package ioctl
+
+import "unsafe"
+
+func addressOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
