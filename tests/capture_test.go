@@ -59,15 +59,15 @@ func udpPayload(t *testing.T, frame []byte) []byte {
 
 func TestCaptureRecordsByteByByte(t *testing.T) {
 	e := startDaemon(t, 1)
-	c := e.client("capture", e.node("bpf"), e.taps[0], "5", "-i", "-b", "8192")
+	c := e.client("capture", e.Node("bpf"), e.Taps[0], "5", "-i", "-b", "8192")
 	c.expect("ready blen=8192")
 	before := time.Now()
-	sent := e.sendUDP(5, 100)
+	sent := e.SendUDP(5, 100)
 	recs, bufLens := parseRecords(t, c.all())
 	if len(recs) != 5 {
 		t.Fatalf("got %d records, want 5", len(recs))
 	}
-	tapMAC := e.tapMAC(e.taps[0])
+	tapMAC := e.TapMAC(e.Taps[0])
 	for i, r := range recs {
 		if r.hdrlen != 26 {
 			t.Errorf("record %d: hdrlen %d, want 26 (IP header 8-byte aligned)", i, r.hdrlen)
@@ -85,7 +85,7 @@ func TestCaptureRecordsByteByByte(t *testing.T) {
 		if !r.gapZero {
 			t.Errorf("record %d: padding before the next record is not zero", i)
 		}
-		if !bytes.Equal(r.data[6:12], tapMAC) || !bytes.Equal(r.data[0:6], e.emulatedMAC(e.taps[0])) {
+		if !bytes.Equal(r.data[6:12], tapMAC) || !bytes.Equal(r.data[0:6], e.EmulatedMAC(e.Taps[0])) {
 			t.Errorf("record %d: src %x dst %x", i, r.data[6:12], r.data[0:6])
 		}
 		if got := udpPayload(t, r.data); !bytes.Equal(got, sent[i]) {
@@ -109,9 +109,9 @@ func TestCaptureRecordsByteByByte(t *testing.T) {
 
 func TestCaptureSnaplenFromFilter(t *testing.T) {
 	e := startDaemon(t, 1)
-	c := e.client("capture", e.node("bpf"), e.taps[0], "2", "-i", "-f", "snap64")
+	c := e.client("capture", e.Node("bpf"), e.Taps[0], "2", "-i", "-f", "snap64")
 	c.expect("ready")
-	e.sendUDP(2, 500)
+	e.SendUDP(2, 500)
 	recs, _ := parseRecords(t, c.all())
 	for _, r := range recs {
 		if r.caplen != 64 || r.datalen != 14+20+8+500 {
@@ -139,10 +139,10 @@ func TestCaptureTimestampFormats(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := e.client("capture", e.node("bpf"), e.taps[0], "1", "-i", "-s", strconv.Itoa(tc.ts))
+			c := e.client("capture", e.Node("bpf"), e.Taps[0], "1", "-i", "-s", strconv.Itoa(tc.ts))
 			c.expect("ready")
 			now := time.Now()
-			e.sendUDP(1, 10)
+			e.SendUDP(1, 10)
 			recs, _ := parseRecords(t, c.all())
 			r := recs[0]
 			switch {
@@ -168,7 +168,7 @@ func TestCaptureTimestampFormats(t *testing.T) {
 
 func TestErrnoMatrix(t *testing.T) {
 	e := startDaemon(t, 1)
-	lines := e.client("errnos", e.node("bpf"), e.taps[0]).all()
+	lines := e.client("errnos", e.Node("bpf"), e.Taps[0]).all()
 	got := map[string]string{}
 	for _, l := range lines {
 		name, rest, _ := strings.Cut(l, " ")
@@ -217,7 +217,7 @@ func TestErrnoMatrix(t *testing.T) {
 		"sblen-attached":           fail(unix.EINVAL),
 		"setbufmode-attached":      fail(unix.EBUSY),
 		"gdlt":                     "value=1",
-		"getif":                    "name=" + e.taps[0],
+		"getif":                    "name=" + e.Taps[0],
 		"gdltlist-count":           "len=1",
 		"gdltlist-short":           fail(unix.ENOMEM),
 		"gdltlist":                 "len=1 first=1",
@@ -258,15 +258,15 @@ func TestErrnoMatrix(t *testing.T) {
 func TestReadTimeoutAndImmediate(t *testing.T) {
 	e := startDaemon(t, 1)
 	// A timeout with nothing captured returns 0 bytes.
-	c := e.client("capture", e.node("bpf"), e.taps[0], "0", "-t", "200")
+	c := e.client("capture", e.Node("bpf"), e.Taps[0], "0", "-t", "200")
 	c.expect("ready")
 	c.expect("buffer len=0")
 	c.expect("timeout")
 	// Without immediate mode, data waits for the timeout and then comes in
 	// one buffer.
-	c = e.client("capture", e.node("bpf"), e.taps[0], "3", "-t", "300")
+	c = e.client("capture", e.Node("bpf"), e.Taps[0], "3", "-t", "300")
 	c.expect("ready")
-	e.sendUDP(3, 20)
+	e.SendUDP(3, 20)
 	recs, bufLens := parseRecords(t, c.all())
 	if len(recs) != 3 {
 		t.Fatalf("%d records", len(recs))
@@ -286,11 +286,11 @@ func TestReadTimeoutAndImmediate(t *testing.T) {
 	// reader; the rest stay in the store buffer until it fills too (packets
 	// arriving while both are full would be dropped, so the second burst
 	// waits for the first read).
-	c = e.client("capture", e.node("bpf"), e.taps[0], "48", "-b", "4096")
+	c = e.client("capture", e.Node("bpf"), e.Taps[0], "48", "-b", "4096")
 	c.expect("ready")
-	e.sendUDP(30, 100)
+	e.SendUDP(30, 100)
 	c.expect(fmt.Sprintf("buffer len=%d", 24*168))
-	e.sendUDP(30, 100)
+	e.SendUDP(30, 100)
 	recs, bufLens = parseRecords(t, c.all())
 	if len(recs) != 48 || len(bufLens) != 1 || bufLens[0] != 24*168 {
 		t.Fatalf("%d records in buffers of %v bytes, want 24 more in one of %d", len(recs), bufLens, 24*168)
@@ -301,11 +301,11 @@ func TestPollBlocksAndWakes(t *testing.T) {
 	e := startDaemon(t, 1)
 	for _, mode := range []string{"immediate", "timeout"} {
 		t.Run(mode, func(t *testing.T) {
-			c := e.client("poll", e.node("bpf"), e.taps[0], mode)
+			c := e.client("poll", e.Node("bpf"), e.Taps[0], mode)
 			c.expect("idle r=0")
 			c.expect("blocking")
 			time.Sleep(100 * time.Millisecond) // not needed for correctness: poll must not return before data
-			e.sendUDP(1, 10)
+			e.SendUDP(1, 10)
 			c.expect("ready r=1 revents=1")
 			l := c.expect("read r=")
 			if l == "read r=0" || strings.HasPrefix(l, "read r=-") {
@@ -317,30 +317,30 @@ func TestPollBlocksAndWakes(t *testing.T) {
 
 func TestInjectedEchoRequestIsAnswered(t *testing.T) {
 	e := startDaemon(t, 1)
-	tap := e.taps[0]
-	c := e.client("inject", e.node("bpf"), tap, e.tapMAC(tap).String())
+	tap := e.Taps[0]
+	c := e.client("inject", e.Node("bpf"), tap, e.TapMAC(tap).String())
 	c.expect("write r=98 errno=0")
 	l := c.expect("reply ok")
 	// The host answered the emulated interface's address, which the daemon
 	// put in as the source (header-complete was off).
-	if want := "dst=" + e.emulatedMAC(tap).String(); !strings.Contains(l, want) {
+	if want := "dst=" + e.EmulatedMAC(tap).String(); !strings.Contains(l, want) {
 		t.Fatalf("%s: want %s", l, want)
 	}
 }
 
 func TestDescriptorsWithDirectionsAndFilters(t *testing.T) {
 	e := startDaemon(t, 1)
-	tap := e.taps[0]
+	tap := e.Taps[0]
 	// Incoming (what Linux sends), outgoing (what a writer injects), both,
 	// and a filter that takes nothing we send.
-	in := e.client("capture", e.node("bpf"), tap, "3", "-i", "-d", "in")
-	out := e.client("capture", e.node("bpf"), tap, "4", "-i", "-d", "out")
-	both := e.client("capture", e.node("bpf"), tap, "7", "-i", "-d", "inout")
+	in := e.client("capture", e.Node("bpf"), tap, "3", "-i", "-d", "in")
+	out := e.client("capture", e.Node("bpf"), tap, "4", "-i", "-d", "out")
+	both := e.client("capture", e.Node("bpf"), tap, "7", "-i", "-d", "inout")
 	for _, c := range []*client{in, out, both} {
 		c.expect("ready")
 	}
-	e.sendUDP(3, 30)
-	w := e.client("write", e.node("bpf"), tap, "4")
+	e.SendUDP(3, 30)
+	w := e.client("write", e.Node("bpf"), tap, "4")
 	w.expect("wrote 4")
 	check := func(c *client, want int, wantOut bool) {
 		t.Helper()
@@ -365,18 +365,18 @@ func TestDescriptorsWithDirectionsAndFilters(t *testing.T) {
 
 func TestTapDeletedWhileAttached(t *testing.T) {
 	e := startDaemon(t, 2)
-	gone, kept := e.taps[0], e.taps[1]
-	c := e.client("hold", e.node("bpf"), gone)
+	gone, kept := e.Taps[0], e.Taps[1]
+	c := e.client("hold", e.Node("bpf"), gone)
 	c.expect("attached")
-	testenv.MustRun(t, "ip", "-n", e.ns, "link", "del", gone)
+	testenv.MustRun(t, "ip", "-n", e.NS, "link", "del", gone)
 	c.expect(fmt.Sprintf("read r=-1 errno=%d", unix.ENXIO))
 	// The daemon keeps serving the other tap, and refuses the gone one.
-	v := e.client("errnos", e.node("bpf"), kept)
+	v := e.client("errnos", e.Node("bpf"), kept)
 	lines := v.all()
 	if !contains(lines, "setif r=0 errno=0") {
 		t.Fatalf("attaching to the remaining tap failed:\n%s", strings.Join(lines, "\n"))
 	}
-	h := e.client("hold", e.node("bpf"), gone)
+	h := e.client("hold", e.Node("bpf"), gone)
 	h.expect(fmt.Sprintf("setif errno=%d", unix.ENXIO))
 }
 

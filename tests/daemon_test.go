@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bpffs/bpffs/internal/daemontest"
 	"github.com/bpffs/bpffs/internal/testenv"
 	"golang.org/x/sys/unix"
 )
@@ -17,7 +18,7 @@ import (
 func TestDaemonNodesVersionAndCleanStop(t *testing.T) {
 	e := startDaemon(t, 1)
 	for _, n := range []string{"bpf", "bpf0", "bpf15", "stats"} {
-		st, err := os.Stat(e.node(n))
+		st, err := os.Stat(e.Node(n))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,47 +30,47 @@ func TestDaemonNodesVersionAndCleanStop(t *testing.T) {
 			t.Errorf("%s mode %v, want %v", n, st.Mode().Perm(), want)
 		}
 	}
-	if _, err := os.Stat(e.node("bpf16")); err == nil {
+	if _, err := os.Stat(e.Node("bpf16")); err == nil {
 		t.Error("bpf16 exists with -units 16")
 	}
-	c := e.client("version", e.node("bpf"))
+	c := e.client("version", e.Node("bpf"))
 	c.expect("version 1.1")
 	c.expect(fmt.Sprintf("unknown-bpf r=-1 errno=%d", unix.EINVAL))
 	c.expect(fmt.Sprintf("tcgets r=-1 errno=%d", unix.ENOTTY))
 	c.expect("isatty 0")
 
-	if err := e.stop(); err != nil {
-		t.Fatalf("bpffs after SIGTERM: %v\n%s", err, e.log)
+	if err := e.Stop(); err != nil {
+		t.Fatalf("bpffs after SIGTERM: %v\n%s", err, e.Log())
 	}
-	if m, _ := os.ReadFile("/proc/self/mounts"); strings.Contains(string(m), " "+e.mnt+" ") {
+	if m, _ := os.ReadFile("/proc/self/mounts"); strings.Contains(string(m), " "+e.Mnt+" ") {
 		t.Fatal("still mounted after SIGTERM")
 	}
 	// The tap the daemon created is gone with it.
-	if out, err := exec.Command("ip", "-n", e.ns, "link", "show", e.taps[0]).CombinedOutput(); err == nil {
-		t.Fatalf("tap %s still exists: %s", e.taps[0], out)
+	if out, err := exec.Command("ip", "-n", e.NS, "link", "show", e.Taps[0]).CombinedOutput(); err == nil {
+		t.Fatalf("tap %s still exists: %s", e.Taps[0], out)
 	}
 }
 
 func TestNumberedUnitsAreExclusive(t *testing.T) {
 	e := startDaemon(t, 1)
-	f, err := os.OpenFile(e.node("bpf0"), os.O_RDWR, 0)
+	f, err := os.OpenFile(e.Node("bpf0"), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.OpenFile(e.node("bpf0"), os.O_RDWR, 0); !errorsIs(err, unix.EBUSY) {
+	if _, err := os.OpenFile(e.Node("bpf0"), os.O_RDWR, 0); !errorsIs(err, unix.EBUSY) {
 		t.Fatalf("second open of bpf0: %v, want EBUSY", err)
 	}
 	f.Close()
 	waitFor(t, "bpf0 to be free", func() bool {
-		g, err := os.OpenFile(e.node("bpf0"), os.O_RDWR, 0)
+		g, err := os.OpenFile(e.Node("bpf0"), os.O_RDWR, 0)
 		if err == nil {
 			g.Close()
 		}
 		return err == nil
 	})
 	// The cloning node never is.
-	a, err1 := os.OpenFile(e.node("bpf"), os.O_RDWR, 0)
-	b, err2 := os.OpenFile(e.node("bpf"), os.O_RDWR, 0)
+	a, err1 := os.OpenFile(e.Node("bpf"), os.O_RDWR, 0)
+	b, err2 := os.OpenFile(e.Node("bpf"), os.O_RDWR, 0)
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}
@@ -88,15 +89,15 @@ func errorsIs(err error, errno unix.Errno) bool {
 
 func TestUnprivilegedUserDenied(t *testing.T) {
 	e := startDaemon(t, 1)
-	c := startClient(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}, "version", e.node("bpf"))
+	c := startClient(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}, "version", e.Node("bpf"))
 	c.expect(fmt.Sprintf("open-failed errno=%d", unix.EACCES))
 }
 
 func TestKilledReaderLeavesNoDescriptor(t *testing.T) {
 	e := startDaemon(t, 1)
-	c := e.client("hold", e.node("bpf"), e.taps[0])
+	c := e.client("hold", e.Node("bpf"), e.Taps[0])
 	c.expect("attached")
-	if n := len(e.statsLines()); n != 1 {
+	if n := len(e.StatsLines()); n != 1 {
 		t.Fatalf("stats lists %d descriptors, want 1", n)
 	}
 	c.cmd.Process.Kill()
@@ -105,14 +106,14 @@ func TestKilledReaderLeavesNoDescriptor(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("a SIGKILLed reader was not reaped")
 	}
-	waitFor(t, "the descriptor to go", func() bool { return len(e.statsLines()) == 0 })
+	waitFor(t, "the descriptor to go", func() bool { return len(e.StatsLines()) == 0 })
 }
 
 func TestStatsFileAndCommand(t *testing.T) {
 	e := startDaemon(t, 1)
-	c := e.client("hold", e.node("bpf"), e.taps[0])
+	c := e.client("hold", e.Node("bpf"), e.Taps[0])
 	c.expect("attached")
-	out, err := exec.Command(daemonBin, "stat", e.mnt).CombinedOutput()
+	out, err := exec.Command(daemontest.Binary(t), "stat", e.Mnt).CombinedOutput()
 	if err != nil {
 		t.Fatalf("bpffs stat: %v: %s", err, out)
 	}
@@ -121,8 +122,8 @@ func TestStatsFileAndCommand(t *testing.T) {
 		t.Fatalf("bpffs stat output:\n%s", out)
 	}
 	f := strings.Fields(lines[1])
-	if f[1] != fmt.Sprint(c.cmd.Process.Pid) || f[2] != e.taps[0] || f[3] != "buffer" {
-		t.Fatalf("descriptor line %q: want pid %d, interface %s, mode buffer", lines[1], c.cmd.Process.Pid, e.taps[0])
+	if f[1] != fmt.Sprint(c.cmd.Process.Pid) || f[2] != e.Taps[0] || f[3] != "buffer" {
+		t.Fatalf("descriptor line %q: want pid %d, interface %s, mode buffer", lines[1], c.cmd.Process.Pid, e.Taps[0])
 	}
 }
 
@@ -131,13 +132,13 @@ func TestLinksCreatedAndRemoved(t *testing.T) {
 	e := startDaemon(t, 1, "-link", dir, "-units", "2")
 	for _, n := range []string{"bpf", "bpf0", "bpf1"} {
 		target, err := os.Readlink(filepath.Join(dir, n))
-		if err != nil || target != e.node(n) {
+		if err != nil || target != e.Node(n) {
 			t.Fatalf("link %s -> %q (%v)", n, target, err)
 		}
 	}
 	c := e.client("version", filepath.Join(dir, "bpf"))
 	c.expect("version 1.1")
-	if err := e.stop(); err != nil {
+	if err := e.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	entries, _ := os.ReadDir(dir)
@@ -148,17 +149,16 @@ func TestLinksCreatedAndRemoved(t *testing.T) {
 
 func TestStaleMountClearedAtStart(t *testing.T) {
 	e := startDaemon(t, 1)
-	e.cmd.Process.Kill()
-	<-e.exited
+	e.Kill()
 	// The mount is dead now; a new daemon on the same mount point clears it.
 	var st unix.Stat_t
-	if err := unix.Stat(e.mnt, &st); err != unix.ENOTCONN {
+	if err := unix.Stat(e.Mnt, &st); err != unix.ENOTCONN {
 		t.Fatalf("stat of the dead mount: %v, want ENOTCONN", err)
 	}
 	tap := testenv.UniqueName("bt")
-	e2 := &env{t: t, ns: e.ns, mnt: e.mnt, taps: []string{tap}, log: &strings.Builder{}}
-	e2.start([]string{"-netns", e.ns, "-tap", tap, e.mnt})
-	c := e2.client("version", e2.node("bpf"))
+	e2 := &env{daemontest.New(t, e.NS, e.Mnt, tap), t}
+	e2.StartProcess(nil, []string{"-netns", e.NS, "-tap", tap, e.Mnt})
+	c := e2.client("version", e2.Node("bpf"))
 	c.expect("version 1.1")
 }
 
@@ -171,7 +171,7 @@ func TestDaemonStartErrors(t *testing.T) {
 	ns := testenv.NewNetns(t)
 	testenv.MustRun(t, "ip", "-n", ns, "link", "add", "dum0", "type", "veth", "peer", "name", "dum1")
 	run := func(args ...string) string {
-		cmd := exec.Command(daemonBin, args...)
+		cmd := exec.Command(daemontest.Binary(t), args...)
 		done := make(chan struct{})
 		var out []byte
 		var err error
@@ -192,17 +192,17 @@ func TestDaemonStartErrors(t *testing.T) {
 	}
 	// A veth is not a tap; a tap held by another daemon is busy.
 	e := startDaemon(t, 1)
-	if out := run("-netns", e.ns, "-tap", e.taps[0], t.TempDir()); !strings.Contains(out, "busy") {
+	if out := run("-netns", e.NS, "-tap", e.Taps[0], t.TempDir()); !strings.Contains(out, "busy") {
 		t.Errorf("busy tap: %s", out)
 	}
 	// The mount point of a live daemon is busy.
-	if out := run("-netns", e.ns, "-tap", testenv.UniqueName("bt"), e.mnt); !strings.Contains(out, "busy") {
+	if out := run("-netns", e.NS, "-tap", testenv.UniqueName("bt"), e.Mnt); !strings.Contains(out, "busy") {
 		t.Errorf("busy mount point: %s", out)
 	}
-	if out := run("-netns", e.ns, "-maxbufsize", "2097152", t.TempDir()); !strings.Contains(out, "one FUSE request") {
+	if out := run("-netns", e.NS, "-maxbufsize", "2097152", t.TempDir()); !strings.Contains(out, "one FUSE request") {
 		t.Errorf("-maxbufsize beyond one READ: %s", out)
 	}
-	nobody := exec.Command(daemonBin, "-tap", "x", t.TempDir())
+	nobody := exec.Command(daemontest.Binary(t), "-tap", "x", t.TempDir())
 	nobody.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	if out, err := nobody.CombinedOutput(); err == nil || !strings.Contains(string(out), "root") {
 		t.Errorf("as uid 65534: %v %s", err, out)
@@ -215,16 +215,13 @@ func TestDaemonStartErrors(t *testing.T) {
 func TestCallerInvisibleToDaemon(t *testing.T) {
 	testenv.RequireFUSE(t)
 	testenv.RequireTUN(t)
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
 	ns := testenv.NewNetns(t)
 	tap := testenv.UniqueName("bt")
-	e := &env{t: t, ns: ns, mnt: t.TempDir(), taps: []string{tap}, log: &strings.Builder{}}
-	os.Chmod(e.mnt, 0o755)
-	e.startWrapped([]string{"unshare", "--pid", "--fork", "--kill-child"}, []string{"-netns", ns, "-tap", tap, e.mnt})
+	e := &env{daemontest.New(t, ns, t.TempDir(), tap), t}
+	os.Chmod(e.Mnt, 0o755)
+	e.StartProcess([]string{"unshare", "--pid", "--fork", "--kill-child"}, []string{"-netns", ns, "-tap", tap, e.Mnt})
 	got := map[string]string{}
-	for _, l := range e.client("errnos", e.node("bpf"), tap).all() {
+	for _, l := range e.client("errnos", e.Node("bpf"), tap).all() {
 		name, rest, _ := strings.Cut(l, " ")
 		got[name] = rest
 	}
