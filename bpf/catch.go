@@ -27,7 +27,12 @@ func (d *Descriptor) tap(ifp *Interface, pkt []byte, wallNanos int64, outgoing b
 	if d.tstamp&TstampMonotonic != 0 {
 		nanos = ifp.clock.sinceBoot(wallNanos)
 	}
-	wake := d.catchLocked(pkt, snaplen, nanos)
+	var wake bool
+	if d.zbuf != nil && d.zbuf.Shared() {
+		wake = d.catchGuarded(pkt, snaplen, nanos)
+	} else {
+		wake = d.catchLocked(pkt, snaplen, nanos)
+	}
 	d.mu.Unlock()
 	if wake && !d.wakePending.Load() {
 		d.wakePending.Store(true)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bpffs/bpffs/bpf/filter"
 	"github.com/bpffs/bpffs/bufmode/buffered"
+	"github.com/bpffs/bpffs/bufmode/zerocopy"
 )
 
 // Config holds what FreeBSD keeps in sysctls: limits shared by every
@@ -24,9 +25,8 @@ type Config struct {
 	// MaxBufSize is the upper clamp of BIOCSBLEN (net.bpf.maxbufsize); 0
 	// means 524288. It is raised to MinBufSize if smaller.
 	MaxBufSize int
-	// ZeroCopy is net.bpf.zerocopy_enable. Zero-copy mode is not implemented
-	// yet, so SetBufMode(BufModeZbuf) fails with EINVAL whatever this says;
-	// the field is read once it is.
+	// ZeroCopy is net.bpf.zerocopy_enable: without it
+	// SetBufMode(BufModeZbuf) fails with EINVAL.
 	ZeroCopy bool
 }
 
@@ -80,6 +80,11 @@ type Info struct {
 	HoldBytes      int
 	// Reads counts read(2) calls that returned a buffer.
 	Reads uint64
+	// ZeroCopy tells how installed zero-copy buffers are reached: "shm"
+	// (the client's own pages), "copy" (private memory, written with
+	// process_vm_writev), "broken" (the client made them unusable; every
+	// packet is now a drop), or "" (none installed).
+	ZeroCopy string
 }
 
 type pollState uint8
@@ -101,6 +106,7 @@ type Descriptor struct {
 	wake     func()
 	registry *Registry
 	maxBuf   int
+	zeroCopy bool
 
 	// wakePending is set by the catch path and consumed by EndBatch, so a
 	// burst of packets costs one wake-up.
@@ -125,6 +131,8 @@ type Descriptor struct {
 	// buffers is the same object when the mode is BufModeBuffer.
 	mode    BufferMode
 	buffers *buffered.Buffers
+	// zbuf is the same object as mode once zero-copy buffers are installed.
+	zbuf *zerocopy.Buffers
 
 	readFilter  *filter.Program
 	writeFilter *filter.Program
@@ -174,6 +182,7 @@ func NewDescriptor(cfg *Config, owner Owner, wake func()) *Descriptor {
 		owner:     owner,
 		wake:      wake,
 		registry:  c.Registry,
+		zeroCopy:  c.ZeroCopy,
 		maxBuf:    maxBuf,
 		readyCh:   make(chan struct{}, 1),
 		readSem:   make(chan struct{}, 1),
@@ -509,11 +518,11 @@ func (d *Descriptor) BufMode() uint32 {
 }
 
 // SetBufMode is BIOCSETBUFMODE. An unknown mode gives EINVAL, and so does
-// BufModeZbuf for now (zero-copy is not implemented; Config.ZeroCopy will
-// gate it). Once buffers exist (BIOCSBLEN, any BIOCSETIF attempt) or the
-// descriptor is attached, EBUSY, even for the current mode.
+// BufModeZbuf when Config.ZeroCopy is off. Once buffers exist (BIOCSBLEN,
+// BIOCSETZBUF, any BIOCSETIF attempt) or the descriptor is attached, EBUSY,
+// even for the current mode.
 func (d *Descriptor) SetBufMode(mode uint32) error {
-	if mode != BufModeBuffer {
+	if mode != BufModeBuffer && (mode != BufModeZbuf || !d.zeroCopy) {
 		return unix.EINVAL
 	}
 	d.mu.Lock()
@@ -592,6 +601,16 @@ func (d *Descriptor) Info() Info {
 		info.StoreBytes = d.mode.StoreLen()
 		info.HoldBytes = d.mode.HoldLen()
 	}
+	if z := d.zbuf; z != nil {
+		switch {
+		case z.Broken():
+			info.ZeroCopy = "broken"
+		case z.Shared():
+			info.ZeroCopy = "shm"
+		default:
+			info.ZeroCopy = "copy"
+		}
+	}
 	return info
 }
 
@@ -610,7 +629,10 @@ func (d *Descriptor) Close() {
 	d.ifp = nil
 	d.promisc = false
 	d.stopPollTimerLocked()
-	d.mode, d.buffers = nil, nil
+	if d.zbuf != nil {
+		d.zbuf.Release()
+	}
+	d.mode, d.buffers, d.zbuf = nil, nil, nil
 	d.mu.Unlock()
 	if ifp != nil {
 		ifp.removeLocked(d)

@@ -184,11 +184,11 @@ func TestDefaultsAndSettings(t *testing.T) {
 
 func TestBufModeAndBufLenOrdering(t *testing.T) {
 	tb := newTestBed(t)
-	tb.cfg.ZeroCopy = true // zero-copy still refuses: not implemented
+	tb.cfg.ZeroCopy = false // like FreeBSD's sysctl net.bpf.zerocopy_enable=0
 	tb.cfg.MaxBufSize = 8192
 
 	d, _ := tb.open(true)
-	wantErrno(t, "SetBufMode(zbuf)", d.SetBufMode(BufModeZbuf), unix.EINVAL)
+	wantErrno(t, "SetBufMode(zbuf) with zero-copy off", d.SetBufMode(BufModeZbuf), unix.EINVAL)
 	wantErrno(t, "SetBufMode(3)", d.SetBufMode(3), unix.EINVAL)
 	wantErrno(t, "SetBufMode(0)", d.SetBufMode(0), unix.EINVAL)
 	if err := d.SetBufMode(BufModeBuffer); err != nil {

@@ -142,28 +142,31 @@ func (t *Table) Snapshot() string {
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-6s %-7s %-16s %-6s %-9s %12s %12s %12s %12s %8s %8s %8s\n",
+	fmt.Fprintf(&b, "%-6s %-7s %-16s %-11s %-9s %12s %12s %12s %12s %8s %8s %8s\n",
 		"id", "pid", "interface", "mode", "flags", "recv", "drop", "captured", "rejected", "buflen", "store", "hold")
 	for _, in := range infos {
 		ifname := in.Interface
 		if ifname == "" {
 			ifname = "-"
 		}
-		fmt.Fprintf(&b, "%-6d %-7d %-16s %-6s %-9s %12d %12d %12d %12d %8d %8d %8d\n",
-			in.ID, in.Pid, ifname, modeName(in.BufMode), flagString(in), in.Recv, in.Drop, in.Captured,
+		fmt.Fprintf(&b, "%-6d %-7d %-16s %-11s %-9s %12d %12d %12d %12d %8d %8d %8d\n",
+			in.ID, in.Pid, ifname, modeName(in), flagString(in), in.Recv, in.Drop, in.Captured,
 			in.FilterRejected, in.BufLen, in.StoreBytes, in.HoldBytes)
 	}
 	return b.String()
 }
 
-func modeName(m uint32) string {
-	switch m {
-	case bpf.BufModeBuffer:
+// modeName names the buffer mode; zero-copy descriptors show which path
+// they use: zbuf-shm (the client's shared pages), zbuf-copy (private memory,
+// copied in), zbuf-broken, or plain zbuf before buffers are installed.
+func modeName(in bpf.Info) string {
+	switch {
+	case in.BufMode == bpf.BufModeBuffer:
 		return "buffer"
-	case bpf.BufModeZbuf:
-		return "zbuf"
+	case in.ZeroCopy != "":
+		return "zbuf-" + in.ZeroCopy
 	}
-	return "?"
+	return "zbuf"
 }
 
 // flagString abbreviates the descriptor's flags like netstat -B: p promisc,

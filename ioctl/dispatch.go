@@ -6,6 +6,7 @@ import (
 
 	"github.com/bpffs/bpffs/bpf"
 	"github.com/bpffs/bpffs/bpf/filter"
+	"github.com/bpffs/bpffs/bufmode/zerocopy"
 	"golang.org/x/sys/unix"
 )
 
@@ -146,9 +147,22 @@ func Do(d *bpf.Descriptor, r *Request) (int32, error) {
 	case BIOCSETBUFMODE:
 		v, _ := DecodeUint32(r.In)
 		return 0, d.SetBufMode(v)
-	case BIOCGETZMAX, BIOCSETZBUF, BIOCROTZBUF:
-		// Zero-copy commands; a descriptor in buffer mode refuses them.
-		return 0, unix.EOPNOTSUPP
+	case BIOCGETZMAX:
+		n, err := d.ZeroCopyMax()
+		if err != nil {
+			return 0, err
+		}
+		// A size_t, as FreeBSD writes it (libpcap passes a u_int; the low
+		// half carries the value on a little-endian machine).
+		EncodeUint64(r.Out, uint64(n))
+	case BIOCSETZBUF:
+		return 0, setZeroCopy(d, r)
+	case BIOCROTZBUF:
+		addr, n, err := d.RotateZeroCopy()
+		if err != nil {
+			return 0, err
+		}
+		Zbuf{BufA: addr, BufLen: uint64(n)}.Encode(r.Out)
 	case BIOCGTSTAMP:
 		EncodeUint32(r.Out, d.TimestampType())
 	case BIOCSTSTAMP:
@@ -224,6 +238,28 @@ func readProgram(mem callerMemory, in []byte) (*filter.Program, error) {
 		return nil, unix.EINVAL
 	}
 	return p, nil
+}
+
+// setZeroCopy is BIOCSETZBUF: the order of the checks is FreeBSD's (mode,
+// then the buffers themselves, then whether buffers or an interface are
+// already there).
+func setZeroCopy(d *bpf.Descriptor, r *Request) error {
+	if d.BufMode() != bpf.BufModeZbuf {
+		return unix.EOPNOTSUPP
+	}
+	zb, err := DecodeZbuf(r.In)
+	if err != nil {
+		return unix.EINVAL
+	}
+	z, err := zerocopy.Attach(int(r.Tid), zb.BufA, zb.BufB, zb.BufLen)
+	if err != nil {
+		return err
+	}
+	if err := d.SetZeroCopyBuffers(z); err != nil {
+		z.Release()
+		return err
+	}
+	return nil
 }
 
 func dltList(d *bpf.Descriptor, mem callerMemory, r *Request) error {

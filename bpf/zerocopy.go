@@ -1,0 +1,76 @@
+package bpf
+
+import (
+	"runtime/debug"
+
+	"github.com/bpffs/bpffs/bufmode/zerocopy"
+	"golang.org/x/sys/unix"
+)
+
+// SetZeroCopyBuffers is the second half of BIOCSETZBUF: it installs buffers
+// the ioctl layer attached (zerocopy.Attach). Buffer mode gives EOPNOTSUPP;
+// buffers already installed or an attached descriptor EINVAL. On error the
+// caller releases z.
+func (d *Descriptor) SetZeroCopyBuffers(z *zerocopy.Buffers) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return unix.EBADF
+	}
+	if d.bufMode != BufModeZbuf {
+		return unix.EOPNOTSUPP
+	}
+	if d.mode != nil || d.ifp != nil {
+		return unix.EINVAL
+	}
+	d.zbuf = z
+	d.mode = z
+	d.bufSize = z.Size()
+	return nil
+}
+
+// RotateZeroCopy is BIOCROTZBUF: it hands a store buffer with data to the
+// client when no buffer is out (reclaiming an acknowledged one first) and
+// returns the client's address of that buffer and its length, or zeros.
+func (d *Descriptor) RotateZeroCopy() (addr uint64, length int, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bufMode != BufModeZbuf {
+		return 0, 0, unix.EOPNOTSUPP
+	}
+	if d.zbuf == nil {
+		return 0, 0, nil
+	}
+	addr, length = d.zbuf.RotateForUser()
+	return addr, length, nil
+}
+
+// catchGuarded is catchLocked for zero-copy buffers that are the client's
+// shared pages: if the client truncated the file behind them, writing the
+// record faults; the fault is caught, the buffers are marked broken and the
+// packet counts as a drop — a client must never crash the daemon.
+func (d *Descriptor) catchGuarded(pkt []byte, snaplen uint32, nanos int64) (wake bool) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			if _, fault := r.(interface{ Addr() uintptr }); !fault {
+				panic(r)
+			}
+			d.zbuf.Faulted()
+			d.stats.Drop++
+			wake = false
+		}
+	}()
+	return d.catchLocked(pkt, snaplen, nanos)
+}
+
+// ZeroCopyMax is BIOCGETZMAX: EOPNOTSUPP outside zero-copy mode.
+func (d *Descriptor) ZeroCopyMax() (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bufMode != BufModeZbuf {
+		return 0, unix.EOPNOTSUPP
+	}
+	return zerocopy.MaxSize(), nil
+}
