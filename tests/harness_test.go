@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,8 +16,9 @@ import (
 )
 
 var (
-	bpfcheckBin string
-	buildErr    error
+	bpfcheckBin  string
+	zbufcheckBin string
+	buildErr     error
 )
 
 func TestMain(m *testing.M) {
@@ -26,8 +28,11 @@ func TestMain(m *testing.M) {
 	}
 	os.Chmod(dir, 0o755)
 	bpfcheckBin = filepath.Join(dir, "bpfcheck")
+	zbufcheckBin = filepath.Join(dir, "zbufcheck")
 	if out, err := exec.Command("gcc", "-Wall", "-Werror", "-O2", "-I", "../include", "-o", bpfcheckBin, "c/bpfcheck.c").CombinedOutput(); err != nil {
 		buildErr = fmt.Errorf("gcc c/bpfcheck.c: %v\n%s", err, out)
+	} else if out, err := exec.Command("gcc", "-std=gnu11", "-Wall", "-Werror", "-O2", "-I", "../include", "-o", zbufcheckBin, "c/zbufcheck.c").CombinedOutput(); err != nil {
+		buildErr = fmt.Errorf("gcc c/zbufcheck.c: %v\n%s", err, out)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -57,6 +62,7 @@ func startDaemon(t *testing.T, ntaps int, extra ...string) *env {
 type client struct {
 	t     *testing.T
 	cmd   *exec.Cmd
+	stdin io.WriteCloser
 	lines chan string
 	done  chan error
 }
@@ -69,10 +75,23 @@ func (e *env) client(args ...string) *client {
 }
 
 func startClient(t *testing.T, attr *syscall.SysProcAttr, args ...string) *client {
+	return startProgram(t, bpfcheckBin, attr, args...)
+}
+
+// zclient runs the zero-copy client zbufcheck.
+func (e *env) zclient(args ...string) *client {
+	if buildErr != nil {
+		e.t.Fatal(buildErr)
+	}
+	return startProgram(e.t, zbufcheckBin, nil, args...)
+}
+
+func startProgram(t *testing.T, bin string, attr *syscall.SysProcAttr, args ...string) *client {
 	t.Helper()
-	c := &client{t: t, cmd: exec.Command(bpfcheckBin, args...), lines: make(chan string, 4096), done: make(chan error, 1)}
+	c := &client{t: t, cmd: exec.Command(bin, args...), lines: make(chan string, 4096), done: make(chan error, 1)}
 	c.cmd.SysProcAttr = attr
 	c.cmd.Stderr = os.Stderr
+	c.stdin, _ = c.cmd.StdinPipe()
 	out, _ := c.cmd.StdoutPipe()
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -142,4 +161,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// tell sends a line to the client's stdin (it waits for one at sync points).
+func (c *client) tell() {
+	io.WriteString(c.stdin, "go\n")
 }

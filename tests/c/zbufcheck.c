@@ -137,9 +137,14 @@ static int cmd_capture(int argc, char **argv) {
 			next ^= 1;
 			continue;
 		}
+		/* Nothing owned: sleep in poll; then re-check, and if still nothing
+		 * is ours, ask for the store buffer with BIOCROTZBUF (in immediate
+		 * mode poll reports the store buffer, which only a rotation hands
+		 * over). */
 		struct pollfd p = {z.fd, POLLIN, 0};
 		polls++;
-		if (poll(&p, 1, 500) == 0) {
+		poll(&p, 1, 500);
+		if (load_acq(&h->bzh_kernel_gen) == h->bzh_user_gen) {
 			struct bpf_zbuf bz;
 			if (ioctl(z.fd, BIOCROTZBUF, &bz) < 0) { say("rotzbuf errno=%d", errno); return 1; }
 			if (bz.bz_bufa != NULL) {
