@@ -11,6 +11,7 @@ command -v gcc >/dev/null || need_pkgs+=(gcc libc6-dev)
 command -v ip >/dev/null || need_pkgs+=(iproute2)
 command -v mandoc >/dev/null || need_pkgs+=(mandoc)
 command -v sysctl >/dev/null || need_pkgs+=(procps)
+command -v tcpdump >/dev/null || need_pkgs+=(tcpdump)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
 	echo "== installing ${need_pkgs[*]}"
 	export DEBIAN_FRONTEND=noninteractive

@@ -33,7 +33,7 @@ func (instantHandle) Ioctl(req *IoctlRequest) (int32, error) {
 	return 0, nil
 }
 func (instantHandle) Poll(req *PollRequest) uint32 { return req.Events }
-func (instantHandle) Release()                      {}
+func (instantHandle) Release()                     {}
 
 // The same device on go-fuse, the baseline: the library the project would
 // otherwise have used.
