@@ -29,6 +29,10 @@ func (instantHandle) Write(req *WriteRequest) (int, error) {
 	return len(req.Data), nil
 }
 func (instantHandle) Ioctl(req *IoctlRequest) (int32, error) {
+	// Like any handler, trust only what the request carries.
+	if len(req.Out) < 8 {
+		return 0, unix.EINVAL
+	}
 	binary.LittleEndian.PutUint64(req.Out, 0x1122334455667788)
 	return 0, nil
 }
