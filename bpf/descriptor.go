@@ -28,6 +28,9 @@ type Config struct {
 	// ZeroCopy is net.bpf.zerocopy_enable: without it
 	// SetBufMode(BufModeZbuf) fails with EINVAL.
 	ZeroCopy bool
+	// Budget bounds the buffer memory of all descriptors (nil: unbounded).
+	// An allocation beyond it fails with ENOBUFS.
+	Budget *Budget
 }
 
 // Owner identifies who opened a descriptor.
@@ -107,6 +110,9 @@ type Descriptor struct {
 	registry *Registry
 	maxBuf   int
 	zeroCopy bool
+	budget   *Budget
+	// reserved is what this descriptor holds of the budget.
+	reserved int64
 
 	// wakePending is set by the catch path and consumed by EndBatch, so a
 	// burst of packets costs one wake-up.
@@ -183,6 +189,7 @@ func NewDescriptor(cfg *Config, owner Owner, wake func()) *Descriptor {
 		wake:      wake,
 		registry:  c.Registry,
 		zeroCopy:  c.ZeroCopy,
+		budget:    c.Budget,
 		maxBuf:    maxBuf,
 		readyCh:   make(chan struct{}, 1),
 		readSem:   make(chan struct{}, 1),
@@ -232,14 +239,37 @@ func (d *Descriptor) SetBufLen(n uint32) (uint32, error) {
 		return 0, unix.EINVAL
 	}
 	size := int(min(max(uint64(n), MinBufSize), uint64(d.maxBuf)))
-	d.allocateLocked(size)
+	if err := d.allocateLocked(size); err != nil {
+		return 0, err
+	}
 	return uint32(size), nil
 }
 
-func (d *Descriptor) allocateLocked(size int) {
+// allocateLocked gives the descriptor two buffers of size bytes, within the
+// daemon's budget (ENOBUFS beyond it; the old buffers then stay).
+func (d *Descriptor) allocateLocked(size int) error {
+	if err := d.reserveLocked(2 * int64(size)); err != nil {
+		return err
+	}
 	d.bufSize = size
 	d.buffers = buffered.New(size)
 	d.mode = d.buffers
+	return nil
+}
+
+// reserveLocked replaces this descriptor's share of the budget with n bytes.
+func (d *Descriptor) reserveLocked(n int64) error {
+	// Only the difference changes hands, so a refusal leaves the old share
+	// exactly as it was.
+	if delta := n - d.reserved; delta > 0 {
+		if err := d.budget.reserve(delta); err != nil {
+			return err
+		}
+	} else {
+		d.budget.release(-delta)
+	}
+	d.reserved = n
+	return nil
 }
 
 // resetLocked is FreeBSD's reset_d: empty the buffers, zero the counters.
@@ -350,7 +380,10 @@ func (d *Descriptor) Attach(name string) error {
 			d.mu.Unlock()
 			return unix.EINVAL
 		}
-		d.allocateLocked(d.bufSize)
+		if err := d.allocateLocked(d.bufSize); err != nil {
+			d.mu.Unlock()
+			return err
+		}
 	}
 	d.mu.Unlock()
 
@@ -633,6 +666,8 @@ func (d *Descriptor) Close() {
 		d.zbuf.Release()
 	}
 	d.mode, d.buffers, d.zbuf = nil, nil, nil
+	d.budget.release(d.reserved)
+	d.reserved = 0
 	d.mu.Unlock()
 	if ifp != nil {
 		ifp.removeLocked(d)

@@ -23,6 +23,12 @@ func (d *Descriptor) SetZeroCopyBuffers(z *zerocopy.Buffers) error {
 	if d.mode != nil || d.ifp != nil {
 		return unix.EINVAL
 	}
+	if !z.Shared() {
+		// The copy path stages both buffers in the daemon's memory.
+		if err := d.reserveLocked(2 * int64(z.Size()+zerocopy.HeaderSize)); err != nil {
+			return err
+		}
+	}
 	d.zbuf = z
 	d.mode = z
 	d.bufSize = z.Size()

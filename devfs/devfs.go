@@ -14,7 +14,11 @@ import (
 
 // Config describes the device table.
 type Config struct {
-	Units    int    // numbered units bpf0 … bpfUnits-1
+	Units int // numbered units bpf0 … bpfUnits-1
+	// MaxOpen bounds the files open at once on the mount (descriptors and
+	// statistics snapshots together); one more open fails with ENFILE.
+	// 0: no bound.
+	MaxOpen  int
 	Mode     uint32 // permission bits of the device nodes (default 0600)
 	UID, GID uint32
 	BPF      *bpf.Config
@@ -29,6 +33,8 @@ type Table struct {
 	mu    sync.Mutex
 	open  map[*bpf.Descriptor]bool
 	units []bool // unit i is open
+	// handles counts every open file of the mount, for Config.MaxOpen.
+	handles int
 }
 
 // New builds the device table.
@@ -56,15 +62,34 @@ func (t *Table) deviceNode(name string, unit int) *fuse.Node {
 		Open: func(req *fuse.OpenRequest) (fuse.Handle, error) { return t.openDevice(req, unit) }}
 }
 
+// takeHandle counts one more open file, or refuses it with ENFILE.
+func (t *Table) takeHandleLocked() error {
+	if t.cfg.MaxOpen > 0 && t.handles >= t.cfg.MaxOpen {
+		return unix.ENFILE
+	}
+	t.handles++
+	return nil
+}
+
+func (t *Table) releaseHandle() {
+	t.mu.Lock()
+	t.handles--
+	t.mu.Unlock()
+}
+
 func (t *Table) openDevice(req *fuse.OpenRequest, unit int) (fuse.Handle, error) {
 	t.mu.Lock()
+	if unit >= 0 && t.units[unit] {
+		t.mu.Unlock()
+		// A numbered unit is exclusive, so scanners such as libpcap's
+		// move on to the next one.
+		return nil, unix.EBUSY
+	}
+	if err := t.takeHandleLocked(); err != nil {
+		t.mu.Unlock()
+		return nil, err
+	}
 	if unit >= 0 {
-		if t.units[unit] {
-			t.mu.Unlock()
-			// A numbered unit is exclusive, so scanners such as libpcap's
-			// move on to the next one.
-			return nil, unix.EBUSY
-		}
 		t.units[unit] = true
 	}
 	t.mu.Unlock()
@@ -124,6 +149,7 @@ func (h *deviceHandle) Release() {
 	if h.unit >= 0 {
 		t.units[h.unit] = false
 	}
+	t.handles--
 	t.mu.Unlock()
 }
 
@@ -203,13 +229,22 @@ func flagString(in bpf.Info) string {
 	return string(f)
 }
 
-type statsHandle struct{ data []byte }
+type statsHandle struct {
+	table *Table
+	data  []byte
+}
 
 func (t *Table) openStats(req *fuse.OpenRequest) (fuse.Handle, error) {
 	if req.Flags&unix.O_ACCMODE != unix.O_RDONLY {
 		return nil, unix.EACCES
 	}
-	return &statsHandle{data: []byte(t.Snapshot())}, nil
+	t.mu.Lock()
+	err := t.takeHandleLocked()
+	t.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return &statsHandle{table: t, data: []byte(t.Snapshot())}, nil
 }
 
 func (s *statsHandle) Read(req *fuse.ReadRequest) error {
@@ -223,4 +258,4 @@ func (s *statsHandle) Ioctl(*fuse.IoctlRequest) (int32, error) { return 0, unix.
 func (s *statsHandle) Poll(req *fuse.PollRequest) uint32 {
 	return req.Events & (unix.POLLIN | 0x40)
 }
-func (s *statsHandle) Release() {}
+func (s *statsHandle) Release() { s.table.releaseHandle() }

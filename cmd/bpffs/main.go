@@ -33,6 +33,8 @@ type options struct {
 	bufSize    int
 	maxBufSize int
 	txQueueLen int
+	maxOpen    int
+	maxBufMem  int64
 	mountPoint string
 }
 
@@ -67,6 +69,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.bufSize, "bufsize", 4096, "default buffer size of a descriptor (net.bpf.bufsize)")
 	fs.IntVar(&o.maxBufSize, "maxbufsize", 524288, "largest buffer size BIOCSBLEN grants (net.bpf.maxbufsize)")
 	fs.IntVar(&o.txQueueLen, "txqueuelen", 10000, "transmit queue length set on the taps, so bursts wait instead of being dropped")
+	fs.IntVar(&o.maxOpen, "maxdescriptors", 1024, "most files open at once on the mount; one more open fails with ENFILE (0: no limit)")
+	fs.Int64Var(&o.maxBufMem, "maxbufmem", 256<<20, "most buffer memory all descriptors together may hold; beyond it BIOCSBLEN, BIOCSETIF and BIOCSETZBUF fail with ENOBUFS (0: no limit)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: bpffs [flags] [MOUNTPOINT]   (default %s)\n       bpffs stat [MOUNTPOINT]\n", defaultMountPoint)
 		fs.PrintDefaults()
@@ -99,6 +103,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if len(o.taps) == 0 {
 		return nil, errors.New("-tap: at least one interface is needed")
+	}
+	if o.maxOpen < 0 || o.maxBufMem < 0 {
+		return nil, errors.New("-maxdescriptors and -maxbufmem must not be negative")
 	}
 	if o.units < 0 || o.units > 1024 {
 		return nil, fmt.Errorf("-units %d: want 0 … 1024", o.units)
@@ -148,10 +155,17 @@ func run(o *options) error {
 		}
 	}
 	table := devfs.New(devfs.Config{
-		Units: o.units, Mode: o.mode, UID: o.uid, GID: o.gid,
-		BPF: &bpf.Config{Registry: registry, DefaultBufSize: o.bufSize, MaxBufSize: o.maxBufSize, ZeroCopy: o.zeroCopy},
+		Units: o.units, Mode: o.mode, UID: o.uid, GID: o.gid, MaxOpen: o.maxOpen,
+		BPF: &bpf.Config{Registry: registry, DefaultBufSize: o.bufSize, MaxBufSize: o.maxBufSize, ZeroCopy: o.zeroCopy,
+			Budget: bpf.NewBudget(o.maxBufMem)},
 	})
-	srv, err := fuse.Mount(fuse.Options{MountPoint: o.mountPoint, Name: "bpffs", Nodes: table.Nodes(), Logf: log.Printf})
+	readers := 4096
+	if o.maxOpen > 0 {
+		// Every open file may park one READ; keep a margin for the rest.
+		readers = o.maxOpen + 64
+	}
+	srv, err := fuse.Mount(fuse.Options{MountPoint: o.mountPoint, Name: "bpffs", Nodes: table.Nodes(), Logf: log.Printf,
+		MaxReaders: readers})
 	if err != nil {
 		if errors.Is(err, fuse.ErrMountBusy) {
 			return fmt.Errorf("mount point %s is busy: %v", o.mountPoint, err)

@@ -1,0 +1,302 @@
+//go:build linux
+
+package tap
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxFrameLen bounds the frames a tap can hand up. A tap's MTU is at most
+// 65521 (65535 minus the Ethernet header), so a frame is at most 65535 bytes
+// plus a 4-byte VLAN tag the kernel may insert; the bound keeps 14 bytes of
+// margin. Every read has this much room, so no frame is ever cut short,
+// even if the MTU is raised while reading.
+const MaxFrameLen = 65553
+
+// Defaults of ReaderOptions.
+const (
+	DefaultBufferSize = 256 << 10
+	DefaultMaxFrames  = 256
+	DefaultPoolSize   = 4
+)
+
+// ReaderOptions tune a Reader; zero values select the defaults.
+type ReaderOptions struct {
+	// BufferSize is bytes per batch buffer (default 256 KiB); frames never
+	// straddle buffers. A batch ends when less than MaxFrameLen bytes are
+	// left, so sizes below MaxFrameLen are raised to it.
+	BufferSize int
+	// MaxFrames is the most frames per batch (default 256).
+	MaxFrames int
+	// PoolSize is how many buffers are allocated up front and the most
+	// kept idle for reuse (default 4). Batches retained by consumers
+	// beyond that make the reader allocate (ReaderStats.PoolMisses).
+	PoolSize int
+}
+
+func (o ReaderOptions) withDefaults() ReaderOptions {
+	if o.BufferSize <= 0 {
+		o.BufferSize = DefaultBufferSize
+	}
+	if o.BufferSize < MaxFrameLen {
+		o.BufferSize = MaxFrameLen
+	}
+	if o.MaxFrames <= 0 {
+		o.MaxFrames = DefaultMaxFrames
+	}
+	if o.PoolSize <= 0 {
+		o.PoolSize = DefaultPoolSize
+	}
+	return o
+}
+
+// ReaderStats are cumulative counters of one Reader.
+type ReaderStats struct {
+	Frames, Batches, Bytes, Reads uint64
+	// PoolMisses counts buffers allocated because none was idle.
+	PoolMisses uint64
+	// Waits counts how often the reader found the tap empty and blocked.
+	Waits uint64
+	// RefcountErrors counts Retain/Release calls on batches that were
+	// already fully released; they were ignored.
+	RefcountErrors uint64
+}
+
+// Reader reads frames from a Device in batches and hands each batch to a
+// handler. Create it with Device.NewReader; run it once.
+type Reader struct {
+	dev       *Device
+	fd        int
+	handle    func(*Batch)
+	pool      *batchPool
+	maxFrames int
+	setupErr  error
+
+	wakeMu sync.Mutex // guards wakeFD against closeWake
+	wakeFD int        // eventfd; readable once Stop was called
+
+	pollFDs    [2]unix.PollFd
+	queueEmpty bool // the last read found nothing: block before reading again
+
+	started  atomic.Bool
+	stopping atomic.Bool
+	runTID   atomic.Int32
+	done     chan struct{}
+
+	frames, batches, bytes, reads, waits atomic.Uint64
+}
+
+var errStopped = errors.New("reader stopped")
+
+// NewReader prepares a reader that calls handle for every batch. handle runs
+// on the reader's thread; it must not keep the batch or its frames after it
+// returns unless it calls Retain (and later Release). Problems found here
+// (a closed device, a nil handler, no eventfd) are returned by Run.
+func (d *Device) NewReader(opts ReaderOptions, handle func(*Batch)) *Reader {
+	opts = opts.withDefaults()
+	r := &Reader{
+		dev:       d,
+		handle:    handle,
+		maxFrames: opts.MaxFrames,
+		wakeFD:    -1,
+		done:      make(chan struct{}),
+	}
+	if handle == nil {
+		r.setupErr = fmt.Errorf("tap: NewReader on %s without a handler: %w", d.describe(), ErrInvalid)
+		return r
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		r.setupErr = fmt.Errorf("tap: NewReader on %s: %w", d.describe(), ErrClosed)
+		return r
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		r.setupErr = fmt.Errorf("tap: reader eventfd: %w", err)
+		return r
+	}
+	r.wakeFD = wake
+	// The tap fd stays valid while the device is open, and Close stops
+	// this reader before closing it.
+	r.fd = d.tapFD
+	r.pollFDs = [2]unix.PollFd{
+		{Fd: int32(r.fd), Events: unix.POLLIN},
+		{Fd: int32(wake), Events: unix.POLLIN},
+	}
+	r.pool = newBatchPool(opts.BufferSize, opts.MaxFrames, opts.PoolSize)
+	d.readers = append(d.readers, r)
+	return r
+}
+
+// Run reads until Stop, the device's Close, or an error. Call it on its own
+// goroutine: it locks an OS thread, blocks for the first frame of a batch,
+// then reads on without blocking until the tap is empty, the buffer is full
+// or MaxFrames is reached, calls the handler and drops its own reference.
+//
+// Run returns nil after Stop, an error wrapping ErrGone if the tap was
+// deleted, and an error if the Reader had already been run.
+func (r *Reader) Run() error {
+	if !r.started.CompareAndSwap(false, true) {
+		return fmt.Errorf("tap: Reader.Run called twice: %w", ErrInvalid)
+	}
+	defer close(r.done)
+	if r.setupErr != nil {
+		return r.setupErr
+	}
+	defer func() {
+		r.dev.forget(r)
+		r.closeWake()
+	}()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r.runTID.Store(int32(unix.Gettid()))
+	for !r.stopping.Load() {
+		if err := r.readBatch(); err != nil {
+			if err == errStopped {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// readBatch is one turn of Run: the whole per-batch hot path.
+func (r *Reader) readBatch() error {
+	b := r.pool.get()
+	err := r.fill(b)
+	if len(b.Frames) > 0 {
+		r.handle(b)
+	}
+	b.Release()
+	return err
+}
+
+// fill reads frames into b. Even when it fails, the frames already read are
+// kept for the handler.
+func (r *Reader) fill(b *Batch) error {
+	var (
+		buf    = b.buf
+		off    = 0
+		frames = b.Frames[:0]
+		reads  uint64
+		err    error
+	)
+	for len(frames) < r.maxFrames && len(buf)-off >= MaxFrameLen {
+		if r.queueEmpty {
+			if len(frames) > 0 {
+				break
+			}
+			r.waits.Add(1) // published before blocking, so it shows a blocked reader
+			if err = r.wait(); err != nil {
+				break
+			}
+			r.queueEmpty = false
+		}
+		n, rerr := unix.Read(r.fd, buf[off:])
+		reads++
+		if rerr != nil {
+			if rerr == unix.EAGAIN {
+				r.queueEmpty = true
+				continue
+			}
+			if rerr == unix.EINTR {
+				continue
+			}
+			err = r.dev.wrapErr("read", rerr)
+			break
+		}
+		now := time.Now().UnixNano()
+		if n <= 0 || n > len(buf)-off {
+			continue // cannot happen with MaxFrameLen of room; never index past it
+		}
+		frames = append(frames, Frame{Data: buf[off : off+n : off+n], Time: now})
+		off += n
+	}
+	b.Frames = frames
+	if len(frames) > 0 {
+		r.frames.Add(uint64(len(frames)))
+		r.bytes.Add(uint64(off))
+		r.batches.Add(1)
+	}
+	r.reads.Add(reads)
+	return err
+}
+
+// wait blocks until the tap has a frame (or an error to report) or Stop was
+// called.
+func (r *Reader) wait() error {
+	for {
+		if r.stopping.Load() {
+			return errStopped
+		}
+		_, err := unix.Poll(r.pollFDs[:], -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return r.dev.wrapErr("poll", err)
+		}
+		if r.pollFDs[1].Revents != 0 {
+			return errStopped
+		}
+		if r.pollFDs[0].Revents != 0 {
+			// Readable, or POLLERR after a deletion: the read tells which.
+			return nil
+		}
+	}
+}
+
+// Stop makes Run return nil and waits until it has. It wakes a blocked Run
+// at once; a Run busy with a batch finishes that batch first. Stop may be
+// called at any time, more than once, before Run, and from the handler
+// (then it does not wait, as Run cannot return before the handler does).
+func (r *Reader) Stop() {
+	r.stopping.Store(true)
+	r.wakeMu.Lock()
+	if r.wakeFD >= 0 {
+		one := [8]byte{1} // eventfd counters are native-endian; 1 is non-zero either way
+		unix.Write(r.wakeFD, one[:])
+	}
+	r.wakeMu.Unlock()
+	if !r.started.Load() {
+		return
+	}
+	if tid := r.runTID.Load(); tid != 0 && tid == int32(unix.Gettid()) {
+		return // on Run's own locked thread, i.e. inside the handler
+	}
+	<-r.done
+}
+
+func (r *Reader) closeWake() {
+	r.wakeMu.Lock()
+	defer r.wakeMu.Unlock()
+	if r.wakeFD >= 0 {
+		unix.Close(r.wakeFD)
+		r.wakeFD = -1
+	}
+}
+
+// Stats returns the reader's counters; safe to call at any time.
+func (r *Reader) Stats() ReaderStats {
+	s := ReaderStats{
+		Frames:  r.frames.Load(),
+		Batches: r.batches.Load(),
+		Bytes:   r.bytes.Load(),
+		Reads:   r.reads.Load(),
+		Waits:   r.waits.Load(),
+	}
+	if r.pool != nil {
+		s.PoolMisses = r.pool.misses.Load()
+		s.RefcountErrors = r.pool.refcountErrors.Load()
+	}
+	return s
+}
