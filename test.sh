@@ -43,5 +43,16 @@ go test -count=1 -timeout 20m ./...
 echo "== race detector on the concurrent packages"
 go test -race -count=1 -timeout 20m ./bpf/... ./bufmode/... ./devfs/... ./tap/...
 
+echo "== bounded fuzzing (${FUZZTIME:=10s} per target; FUZZTIME=5m for longer)"
+fuzz_log=$(mktemp)
+for target in ./bpf/filter:FuzzDifferential ./bpf/filter:FuzzRun ./bpf/filter:FuzzValidate \
+	./bpf:FuzzCatch ./ioctl:FuzzDecoders ./ioctl:FuzzDispatch ./devfs/fuse:FuzzRequest ./tap:FuzzValidName; do
+	pkg=${target%%:*} name=${target##*:}
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" >"$fuzz_log" 2>&1 || { cat "$fuzz_log"; exit 1; }
+	execs=$(grep -o 'execs: [0-9]*' "$fuzz_log" | tail -1 | cut -d' ' -f2)
+	echo "fuzz $name: ${execs:-0} executions, no failure"
+done
+rm -f "$fuzz_log"
+
 echo "== short benchmark run (timings are printed, never asserted)"
 go test -run '^$' -bench . -benchtime 200x -benchmem ./devfs/fuse/ ./bpf/ ./bpf/filter/

@@ -17,4 +17,12 @@
 // read inline (the fast path for short requests) and, when it was the last
 // idle reader, starts another first, so a READ parked for minutes never delays
 // other requests, even other opcodes on the same file.
+//
+// A process must not be a Go client of its own mount through os.File: Go
+// registers the file with its netpoller, the kernel turns that epoll_ctl
+// into a FUSE_POLL while the thread still holds a Go scheduler slot, and a
+// garbage collection starting then waits for that slot while the goroutine
+// that would answer the POLL waits for the collection. Plain system calls
+// (golang.org/x/sys/unix) release the slot and are safe; so is any client in
+// another process, which is how a device is used.
 package fuse
