@@ -151,9 +151,9 @@ func TestStaleMountClearedAtStart(t *testing.T) {
 	e := startDaemon(t, 1)
 	e.Kill()
 	// The mount is dead now; a new daemon on the same mount point clears it.
-	var st unix.Stat_t
-	if err := unix.Stat(e.Mnt, &st); err != unix.ENOTCONN {
-		t.Fatalf("stat of the dead mount: %v, want ENOTCONN", err)
+	var st unix.Statfs_t
+	if err := unix.Statfs(e.Mnt, &st); err != unix.ENOTCONN {
+		t.Fatalf("statfs of the dead mount: %v, want ENOTCONN", err)
 	}
 	tap := testenv.UniqueName("bt")
 	e2 := &env{daemontest.New(t, e.NS, e.Mnt, tap), t}

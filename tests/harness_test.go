@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bpffs/bpffs/internal/daemontest"
+	"github.com/bpffs/bpffs/internal/testenv"
 )
 
 var (
@@ -152,16 +153,7 @@ func (c *client) all() []string {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func waitFor(t *testing.T, what string, cond func() bool) { testenv.WaitFor(t, what, cond) }
 
 // tell sends a line to the client's stdin (it waits for one at sync points).
 func (c *client) tell() {

@@ -148,13 +148,15 @@ func clearStaleMount(dir, fstype string) error {
 	if m.fstype != fstype {
 		return fmt.Errorf("%w: %s is a %s mount", ErrMountBusy, dir, m.fstype)
 	}
-	var st unix.Stat_t
-	err = unix.Stat(dir, &st)
+	// statfs always reaches the daemon (stat may be answered from the
+	// kernel's attribute cache even after the daemon died).
+	var st unix.Statfs_t
+	err = unix.Statfs(dir, &st)
 	if err == nil {
 		return fmt.Errorf("%w: another daemon is serving %s", ErrMountBusy, dir)
 	}
 	if err != unix.ENOTCONN && err != unix.ECONNABORTED {
-		return fmt.Errorf("%w: stat %s: %v", ErrMountBusy, dir, err)
+		return fmt.Errorf("%w: statfs %s: %v", ErrMountBusy, dir, err)
 	}
 	_ = abortConnection(m.dev)
 	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {

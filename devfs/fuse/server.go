@@ -603,6 +603,22 @@ func (s *Server) doOpen(r *request) {
 	}
 }
 
+// openFileFor checks that a request on an open file carries at least size
+// bytes of body and names a file handle that exists (the handle is the
+// first field of every such body). Otherwise it answers the request itself
+// (EINVAL, EBADF) and returns nil.
+func (s *Server) openFileFor(r *request, size int) *openFile {
+	if len(r.body) < size {
+		s.replyErr(r.unique, unix.EINVAL)
+		return nil
+	}
+	f := s.file(binary.LittleEndian.Uint64(r.body[0:]))
+	if f == nil {
+		s.replyErr(r.unique, unix.EBADF)
+	}
+	return f
+}
+
 func (s *Server) file(fh uint64) *openFile {
 	s.filesMu.RLock()
 	f := s.files[fh]
@@ -642,16 +658,11 @@ func (s *Server) interruptible(unique uint64) (context.Context, func()) {
 }
 
 func (s *Server) doRead(r *request, releaseBuf func()) {
-	if len(r.body) < readInSize {
-		s.replyErr(r.unique, unix.EINVAL)
+	f := s.openFileFor(r, readInSize)
+	if f == nil {
 		return
 	}
 	le := binary.LittleEndian
-	f := s.file(le.Uint64(r.body[0:]))
-	if f == nil {
-		s.replyErr(r.unique, unix.EBADF)
-		return
-	}
 	req := &ReadRequest{
 		Caller: r.caller,
 		Offset: le.Uint64(r.body[8:]),
@@ -676,16 +687,11 @@ func (s *Server) doRead(r *request, releaseBuf func()) {
 }
 
 func (s *Server) doWrite(r *request) {
-	if len(r.body) < writeInSize {
-		s.replyErr(r.unique, unix.EINVAL)
+	f := s.openFileFor(r, writeInSize)
+	if f == nil {
 		return
 	}
 	le := binary.LittleEndian
-	f := s.file(le.Uint64(r.body[0:]))
-	if f == nil {
-		s.replyErr(r.unique, unix.EBADF)
-		return
-	}
 	size := le.Uint32(r.body[16:])
 	data := r.body[writeInSize:]
 	if uint32(len(data)) < size {
@@ -708,18 +714,13 @@ func (s *Server) doWrite(r *request) {
 }
 
 func (s *Server) doIoctl(r *request) {
-	if len(r.body) < ioctlInSize {
-		s.replyErr(r.unique, unix.EINVAL)
+	f := s.openFileFor(r, ioctlInSize)
+	if f == nil {
 		return
 	}
 	le := binary.LittleEndian
-	fh, flags, cmd := le.Uint64(r.body[0:]), le.Uint32(r.body[8:]), le.Uint32(r.body[12:])
+	flags, cmd := le.Uint32(r.body[8:]), le.Uint32(r.body[12:])
 	arg, inSize, outSize := le.Uint64(r.body[16:]), le.Uint32(r.body[24:]), le.Uint32(r.body[28:])
-	f := s.file(fh)
-	if f == nil {
-		s.replyErr(r.unique, unix.EBADF)
-		return
-	}
 	in := r.body[ioctlInSize:]
 	if flags&IoctlUnrestricted != 0 || uint32(len(in)) < inSize || outSize > 1<<14 {
 		s.replyErr(r.unique, unix.EINVAL)
@@ -748,16 +749,11 @@ func (s *Server) doIoctl(r *request) {
 }
 
 func (s *Server) doPoll(r *request) {
-	if len(r.body) < pollInSize {
-		s.replyErr(r.unique, unix.EINVAL)
+	f := s.openFileFor(r, pollInSize)
+	if f == nil {
 		return
 	}
 	le := binary.LittleEndian
-	f := s.file(le.Uint64(r.body[0:]))
-	if f == nil {
-		s.replyErr(r.unique, unix.EBADF)
-		return
-	}
 	s.stats.Polls.Add(1)
 	if le.Uint32(r.body[16:])&pollScheduleNotify != 0 {
 		// Remember the handle before asking the handle for readiness, so a

@@ -119,17 +119,7 @@ func expectLine(t *testing.T, r *bufio.Reader, prefix string) string {
 	return ""
 }
 
-// waitFor polls cond until it holds (the condition is a state, not a time).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+func waitFor(t *testing.T, what string, cond func() bool) { testenv.WaitFor(t, what, cond) }
 
 func TestMountListsNodesWithModes(t *testing.T) {
 	f := mountQueue(t)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // InCI reports whether the tests run under CI, where a missing privilege or
@@ -103,4 +104,17 @@ func InNetns(t testing.TB, ns string, name string, args ...string) string {
 // NetnsCommand builds (does not start) a command that runs inside ns.
 func NetnsCommand(ns string, name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+}
+
+// WaitFor polls cond until it holds or 20 seconds pass (then the test
+// fails). It waits for a state, never asserts a duration.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
