@@ -43,12 +43,18 @@ func timestampWords(tstype uint32, nanos int64) (sec int64, sub uint64) {
 }
 
 // binaryFraction converts nanoseconds within a second into bintime's bt_frac,
-// the fraction of a second in units of 2^-64 s: floor(ns · 2^64 / 10^9),
-// computed exactly as a 128-by-64-bit division (ns < 10^9 keeps the quotient
-// within 64 bits).
+// the fraction of a second in units of 2^-64 s. Readers convert it back by
+// truncation (libpcap's and FreeBSD's bintime2timeval/bintime2timespec use
+// the top 32 bits), which turns the exact value floor(ns·2^64/10^9) into one
+// microsecond or nanosecond less for most values. Rounding the top 32 bits
+// up instead, ceil(ns·2^32/10^9)·2^32, lands within 0.24 ns above the true
+// instant, so both conversions give back exactly what was captured.
 func binaryFraction(ns uint64) uint64 {
-	frac, _ := bits.Div64(ns, 0, nanosPerSecond)
-	return frac
+	q, r := bits.Div64(ns>>32, ns<<32, nanosPerSecond) // ns·2^32 / 10^9
+	if r != 0 {
+		q++
+	}
+	return q << 32
 }
 
 // putHeader writes a whole 32-byte record header, pad bytes zeroed.

@@ -168,11 +168,15 @@ func TestMinimumBufferStillCaptures(t *testing.T) {
 	}
 }
 
-// bintimeFrac computes floor(ns · 2^64 / 10^9) with big integers.
+// bintimeFrac computes ceil(ns · 2^32 / 10^9) · 2^32 with big integers:
+// the fraction whose truncating conversions give back ns and ns/1000.
 func bintimeFrac(ns int64) uint64 {
-	v := new(big.Int).Lsh(big.NewInt(ns), 64)
-	v.Quo(v, big.NewInt(nanosPerSecond))
-	return v.Uint64()
+	v := new(big.Int).Lsh(big.NewInt(ns), 32)
+	q, r := new(big.Int).QuoRem(v, big.NewInt(nanosPerSecond), new(big.Int))
+	if r.Sign() != 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	return new(big.Int).Lsh(q, 32).Uint64()
 }
 
 func TestBinaryFraction(t *testing.T) {
@@ -183,6 +187,23 @@ func TestBinaryFraction(t *testing.T) {
 	}
 	if binaryFraction(500_000_000) != 1<<63 || binaryFraction(250_000_000) != 1<<62 {
 		t.Error("half and quarter seconds are not exact powers of two")
+	}
+}
+
+// FreeBSD's bintime2timeval and bintime2timespec (which libpcap uses on
+// BPF_T_BINTIME records) truncate the top 32 bits of the fraction; every
+// nanosecond and microsecond must come back exactly.
+func TestBinaryFractionRoundTrips(t *testing.T) {
+	for ns := uint64(0); ns < nanosPerSecond; ns += 999_983 {
+		for _, v := range []uint64{ns, ns / 1000 * 1000} {
+			frac := binaryFraction(v)
+			if back := (nanosPerSecond * (frac >> 32)) >> 32; back != v {
+				t.Fatalf("%d ns → frac %#x → %d ns", v, frac, back)
+			}
+			if back := (1_000_000 * (frac >> 32)) >> 32; back != v/1000 {
+				t.Fatalf("%d ns → frac %#x → %d µs, want %d", v, frac, back, v/1000)
+			}
+		}
 	}
 }
 

@@ -133,7 +133,9 @@ func (d *Daemon) StartProcess(wrapper []string, args []string) {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			d.log.add(sc.Text())
-			if strings.Contains(sc.Text(), "serving ") {
+			// The daemon's start-up line; an error such as "another daemon
+			// is serving …" must not count.
+			if strings.HasPrefix(sc.Text(), "bpffs: serving ") {
 				ready <- true
 			}
 		}
