@@ -34,18 +34,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 #define BUFLEN 65536
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-#include <stdarg.h>
-static void say(const char *fmt, ...) {
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
 
 static long packets;
 
@@ -71,12 +63,6 @@ static void probe(int fd, char *buf, u_int blen) {
 	say("probe stats r=%d errno=%d recv=%u drop=%u", r, r < 0 ? errno : 0, st.bs_recv, st.bs_drop);
 }
 
-static int attach(int fd, const char *ifname) {
-	struct ifreq ifr;
-	memset(&ifr, 0, sizeof ifr);
-	strncpy(ifr.ifr_name, ifname, sizeof ifr.ifr_name - 1);
-	return ioctl(fd, BIOCSETIF, &ifr);
-}
 
 static void block_in_read(int fd, const char *ifname) {
 	u_int blen = BUFLEN;

@@ -26,32 +26,10 @@
 #include <sys/termios.h>
 #include <unistd.h>
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-#include <stdarg.h>
-static void say(const char *fmt, ...) {
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
+#include "testutil.h"
 
-static int open_dev(const char *path, int flags) {
-	int fd = open(path, flags);
-	if (fd < 0) {
-		say("open-failed errno=%d", errno);
-		exit(2);
-	}
-	return fd;
-}
 
-static int attach(int fd, const char *ifname) {
-	struct ifreq ifr;
-	memset(&ifr, 0, sizeof ifr);
-	strncpy(ifr.ifr_name, ifname, sizeof ifr.ifr_name - 1);
-	return ioctl(fd, BIOCSETIF, &ifr);
-}
+
 
 /* IPv4 UDP to destination port 9, whole packet. */
 static struct bpf_insn udp9[] = {

@@ -25,27 +25,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void say(const char *fmt, ...) {
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
+#include "testutil.h"
 
-static int open_dev(const char *path) {
-	int fd = open(path, O_RDWR);
-	if (fd < 0) { say("open-failed errno=%d", errno); exit(2); }
-	return fd;
-}
 
-static int attach(int fd, const char *ifname) {
-	struct ifreq ifr;
-	memset(&ifr, 0, sizeof ifr);
-	strncpy(ifr.ifr_name, ifname, sizeof ifr.ifr_name - 1);
-	return ioctl(fd, BIOCSETIF, &ifr);
-}
+
 
 /* The acquire load and release store the manual asks for. */
 static u_int load_acq(volatile u_int *p) { return atomic_load_explicit((_Atomic u_int *)p, memory_order_acquire); }
@@ -80,7 +63,7 @@ static void *alloc_buf(const char *mode, size_t len, const char *tmpdir, int idx
 struct zsetup { int fd; char *buf[2]; size_t len; };
 
 static struct zsetup setup(const char *dev, const char *ifname, const char *mode, size_t len, int immediate) {
-	struct zsetup z = {.fd = open_dev(dev), .len = len};
+	struct zsetup z = {.fd = open_dev(dev, O_RDWR), .len = len};
 	u_int m = BPF_BUFMODE_ZBUF;
 	if (ioctl(z.fd, BIOCSETBUFMODE, &m) < 0) { say("setbufmode errno=%d", errno); exit(1); }
 	size_t zmax = 0;
@@ -164,7 +147,7 @@ static int cmd_capture(int argc, char **argv) {
 
 static int cmd_errnos(const char *dev, const char *ifname) {
 	long page = sysconf(_SC_PAGESIZE);
-	int fd = open_dev(dev);
+	int fd = open_dev(dev, O_RDWR);
 	u_int v = BPF_BUFMODE_ZBUF, blen;
 	size_t zmax = 0;
 	char *a = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -221,7 +204,7 @@ static int cmd_errnos(const char *dev, const char *ifname) {
 	CHECK("locked-getzmax", ioctl(fd, BIOCGETZMAX, &zmax));
 
 	/* A failed BIOCSETIF in buffer mode allocates buffers: no switch later. */
-	int fd2 = open_dev(dev);
+	int fd2 = open_dev(dev, O_RDWR);
 	CHECK("setif-unknown", attach(fd2, "nosuch0"));
 	v = BPF_BUFMODE_ZBUF;
 	CHECK("setbufmode-after-setif", ioctl(fd2, BIOCSETBUFMODE, &v));
