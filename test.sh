@@ -56,3 +56,4 @@ rm -f "$fuzz_log"
 
 echo "== short benchmark run (timings are printed, never asserted)"
 go test -run '^$' -bench . -benchtime 200x -benchmem ./devfs/fuse/ ./bpf/ ./bpf/filter/
+go run ./cmd/bpfbench -quick -png ''

@@ -39,6 +39,12 @@ type Interface struct {
 	// touched under attachMu.
 	members map[*Descriptor]struct{}
 	gone    bool // under attachMu
+
+	// direct is the descriptor DirectBuffer locked for the tap reader and
+	// directStart where its record begins; only the reader's thread
+	// touches them, between DirectBuffer and DirectEnd.
+	direct      *Descriptor
+	directStart int
 }
 
 // NewInterface creates an emulated Ethernet interface. addr is its own

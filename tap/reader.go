@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,6 +40,9 @@ type ReaderOptions struct {
 	// kept idle for reuse (default 4). Batches retained by consumers
 	// beyond that make the reader allocate (ReaderStats.PoolMisses).
 	PoolSize int
+	// Direct, if set, may take frames straight into its own memory (see
+	// DirectTarget); frames it declines go through batches as usual.
+	Direct DirectTarget
 }
 
 func (o ReaderOptions) withDefaults() ReaderOptions {
@@ -67,6 +71,10 @@ type ReaderStats struct {
 	// RefcountErrors counts Retain/Release calls on batches that were
 	// already fully released; they were ignored.
 	RefcountErrors uint64
+	// DirectFrames counts the frames (included in Frames) that were read
+	// straight into ReaderOptions.Direct's memory; DirectFaults the direct
+	// reads that failed with EFAULT (frames lost, reported to the target).
+	DirectFrames, DirectFaults uint64
 }
 
 // Reader reads frames from a Device in batches and hands each batch to a
@@ -78,6 +86,7 @@ type Reader struct {
 	pool      *batchPool
 	maxFrames int
 	setupErr  error
+	direct    DirectTarget
 
 	wakeMu sync.Mutex // guards wakeFD against closeWake
 	wakeFD int        // eventfd; readable once Stop was called
@@ -91,6 +100,7 @@ type Reader struct {
 	done     chan struct{}
 
 	frames, batches, bytes, reads, waits atomic.Uint64
+	directFrames, directFaults           atomic.Uint64
 }
 
 var errStopped = errors.New("reader stopped")
@@ -105,6 +115,7 @@ func (d *Device) NewReader(opts ReaderOptions, handle func(*Batch)) *Reader {
 		dev:       d,
 		handle:    handle,
 		maxFrames: opts.MaxFrames,
+		direct:    opts.Direct,
 		wakeFD:    -1,
 		done:      make(chan struct{}),
 	}
@@ -172,7 +183,10 @@ func (r *Reader) Run() error {
 // readBatch is one turn of Run: the whole per-batch hot path.
 func (r *Reader) readBatch() error {
 	b := r.pool.get()
-	err := r.fill(b)
+	direct, err := r.fill(b)
+	if direct > 0 {
+		r.direct.DirectBurstEnd()
+	}
 	if len(b.Frames) > 0 {
 		r.handle(b)
 	}
@@ -180,19 +194,21 @@ func (r *Reader) readBatch() error {
 	return err
 }
 
-// fill reads frames into b. Even when it fails, the frames already read are
-// kept for the handler.
-func (r *Reader) fill(b *Batch) error {
+// fill reads frames into b, or straight into the direct target while b is
+// still empty, and returns how many went directly. Even when it fails, the
+// frames already read are kept for the handler.
+func (r *Reader) fill(b *Batch) (direct int, err error) {
 	var (
 		buf    = b.buf
 		off    = 0
 		frames = b.Frames[:0]
 		reads  uint64
-		err    error
+		faults uint64
+		nbytes uint64
 	)
-	for len(frames) < r.maxFrames && len(buf)-off >= MaxFrameLen {
+	for len(frames)+direct < r.maxFrames && len(buf)-off >= MaxFrameLen {
 		if r.queueEmpty {
-			if len(frames) > 0 {
+			if len(frames) > 0 || direct > 0 {
 				break
 			}
 			r.waits.Add(1) // published before blocking, so it shows a blocked reader
@@ -201,7 +217,39 @@ func (r *Reader) fill(b *Batch) error {
 			}
 			r.queueEmpty = false
 		}
-		n, rerr := unix.Read(r.fd, buf[off:])
+		if r.direct != nil && len(frames) == 0 {
+			if dst := r.direct.DirectBuffer(MaxFrameLen); dst != nil {
+				n, rerr := rawRead(r.fd, dst[:MaxFrameLen])
+				reads++
+				now := time.Now().UnixNano()
+				switch {
+				case rerr == nil && n > 0:
+					r.direct.DirectEnd(n, now, nil)
+					direct++
+					nbytes += uint64(n)
+					continue
+				case rerr == nil || rerr == unix.EINTR:
+					r.direct.DirectEnd(0, now, nil)
+					continue
+				case rerr == unix.EAGAIN:
+					r.direct.DirectEnd(0, now, nil)
+					r.queueEmpty = true
+					continue
+				case rerr == unix.EFAULT:
+					// The target's memory went away under the read
+					// (its owner unmapped or truncated it): the frame
+					// is lost to it, the tap itself is fine.
+					r.direct.DirectEnd(0, now, rerr)
+					faults++
+					continue
+				default:
+					r.direct.DirectEnd(0, now, rerr)
+					err = r.dev.wrapErr("read", rerr)
+				}
+				break
+			}
+		}
+		n, rerr := rawRead(r.fd, buf[off:])
 		reads++
 		if rerr != nil {
 			if rerr == unix.EAGAIN {
@@ -223,12 +271,34 @@ func (r *Reader) fill(b *Batch) error {
 	}
 	b.Frames = frames
 	if len(frames) > 0 {
-		r.frames.Add(uint64(len(frames)))
-		r.bytes.Add(uint64(off))
 		r.batches.Add(1)
 	}
+	if total := len(frames) + direct; total > 0 {
+		r.frames.Add(uint64(total))
+		r.bytes.Add(uint64(off) + nbytes)
+	}
+	if direct > 0 {
+		r.directFrames.Add(uint64(direct))
+	}
+	if faults > 0 {
+		r.directFaults.Add(faults)
+	}
 	r.reads.Add(reads)
-	return err
+	return direct, err
+}
+
+// rawRead is read(2) without the Go scheduler's system-call bookkeeping.
+// The fd is non-blocking, so the call returns within the time of one frame
+// copy; telling the scheduler about it (entersyscall/exitsyscall) would
+// cost more than the copy and could hand this thread's P away mid-batch.
+// Blocking happens only in wait, through the ordinary, scheduler-aware
+// poll.
+func rawRead(fd int, p []byte) (int, error) {
+	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // wait blocks until the tap has a frame (or an error to report) or Stop was
@@ -293,6 +363,9 @@ func (r *Reader) Stats() ReaderStats {
 		Bytes:   r.bytes.Load(),
 		Reads:   r.reads.Load(),
 		Waits:   r.waits.Load(),
+
+		DirectFrames: r.directFrames.Load(),
+		DirectFaults: r.directFaults.Load(),
 	}
 	if r.pool != nil {
 		s.PoolMisses = r.pool.misses.Load()

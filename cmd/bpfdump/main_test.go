@@ -134,9 +134,10 @@ func capture(t *testing.T, d *daemontest.Daemon, traffic func(), args ...string)
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	before := attachedTo(d)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, o, &out, &errOut, false) }()
-	waitAttached(t, d, done)
+	waitAttached(t, d, before, done)
 	traffic()
 	if err := <-done; err != nil {
 		t.Fatalf("bpfdump %q: %v\n%s", args, err, errOut.String())
@@ -147,9 +148,20 @@ func capture(t *testing.T, d *daemontest.Daemon, traffic func(), args ...string)
 	return out.String(), errOut.String()
 }
 
-// waitAttached waits until the daemon lists a descriptor attached to the
-// tap.
-func waitAttached(t *testing.T, d *daemontest.Daemon, done chan error) {
+// attachedTo counts the descriptors the daemon lists on the first tap.
+func attachedTo(d *daemontest.Daemon) int {
+	n := 0
+	for _, line := range d.StatsLines() {
+		if strings.Contains(line, " "+d.Taps[0]+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+// waitAttached waits until the daemon lists one more descriptor on the tap
+// than before bpfdump started (a test may have attached others already).
+func waitAttached(t *testing.T, d *daemontest.Daemon, before int, done chan error) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		select {
@@ -157,10 +169,8 @@ func waitAttached(t *testing.T, d *daemontest.Daemon, done chan error) {
 			t.Fatalf("bpfdump ended before attaching: %v", err)
 		default:
 		}
-		for _, line := range d.StatsLines() {
-			if strings.Contains(line, " "+d.Taps[0]+" ") {
-				return
-			}
+		if attachedTo(d) > before {
+			return
 		}
 	}
 	t.Fatal("bpfdump did not attach")
@@ -309,6 +319,7 @@ func TestInterruptPrintsStats(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	before := attachedTo(d)
 	cmd := exec.Command(bin, "-d", d.Node("bpf"), "-i", d.Taps[0], "-z")
 	stdout, stderr := tempFile(t), tempFile(t)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -323,7 +334,7 @@ func TestInterruptPrintsStats(t *testing.T) {
 	})
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	waitAttached(t, d, exited)
+	waitAttached(t, d, before, exited)
 	d.SendUDP(3, 50)
 	// Without -immediate, packets show within the one-second timeout.
 	for deadline := time.Now().Add(20 * time.Second); strings.Count(contents(t, stdout), "\n") < 3; time.Sleep(20 * time.Millisecond) {

@@ -244,7 +244,9 @@ func serveTap(o *options, name string) (*served, error) {
 	}
 	ifp := bpf.NewInterface(name, mtu, emulatedAddress(dev.Index()), transmitter{dev})
 	s := &served{dev: dev, ifp: ifp, done: make(chan error, 1)}
-	s.reader = dev.NewReader(tap.ReaderOptions{}, func(b *tap.Batch) {
+	// Direct: with exactly one zero-copy listener, frames are read straight
+	// into its shared buffer (bpf/direct.go).
+	s.reader = dev.NewReader(tap.ReaderOptions{Direct: ifp}, func(b *tap.Batch) {
 		for i := range b.Frames {
 			ifp.Input(b.Frames[i].Data, b.Frames[i].Time)
 		}
