@@ -78,18 +78,7 @@ func (ifp *Interface) DirectBurstEnd() { ifp.EndBatch() }
 // frame, so that the client's pages never show what it may not see. A fault
 // on the shared pages breaks the buffers, as in catchGuarded.
 func (d *Descriptor) finishDirect(ifp *Interface, start, n int, wallNanos int64) (wake bool) {
-	old := debug.SetPanicOnFault(true)
-	defer func() {
-		debug.SetPanicOnFault(old)
-		if r := recover(); r != nil {
-			if _, fault := r.(interface{ Addr() uintptr }); !fault {
-				panic(r)
-			}
-			d.zbuf.Faulted()
-			d.stats.Drop++
-			wake = false
-		}
-	}()
+	defer d.dropOnFault(debug.SetPanicOnFault(true), &wake)
 	m := d.zbuf
 	buf := m.Store()
 	pkt := buf[start+recordHdrLen : start+recordHdrLen+n]

@@ -56,19 +56,24 @@ func (d *Descriptor) RotateZeroCopy() (addr uint64, length int, err error) {
 // record faults; the fault is caught, the buffers are marked broken and the
 // packet counts as a drop — a client must never crash the daemon.
 func (d *Descriptor) catchGuarded(pkt []byte, snaplen uint32, nanos int64) (wake bool) {
-	old := debug.SetPanicOnFault(true)
-	defer func() {
-		debug.SetPanicOnFault(old)
-		if r := recover(); r != nil {
-			if _, fault := r.(interface{ Addr() uintptr }); !fault {
-				panic(r)
-			}
-			d.zbuf.Faulted()
-			d.stats.Drop++
-			wake = false
-		}
-	}()
+	defer d.dropOnFault(debug.SetPanicOnFault(true), &wake)
 	return d.catchLocked(pkt, snaplen, nanos)
+}
+
+// dropOnFault is deferred around writes into a client's shared pages, with
+// SetPanicOnFault on: a fault there (the client truncated the file behind
+// them) breaks the buffers and counts the packet as a drop instead of
+// crashing the daemon. Any other panic goes on.
+func (d *Descriptor) dropOnFault(oldPanicOnFault bool, wake *bool) {
+	debug.SetPanicOnFault(oldPanicOnFault)
+	if r := recover(); r != nil {
+		if _, fault := r.(interface{ Addr() uintptr }); !fault {
+			panic(r)
+		}
+		d.zbuf.Faulted()
+		d.stats.Drop++
+		*wake = false
+	}
 }
 
 // ZeroCopyMax is BIOCGETZMAX: EOPNOTSUPP outside zero-copy mode.
