@@ -1,6 +1,7 @@
 package ioctl
 
 import (
+	"github.com/bpffs/bpffs/internal/procmem"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,10 +23,7 @@ func (m callerMemory) read(addr uint64, dst []byte) error {
 	if m.tid <= 0 {
 		return errNoCaller
 	}
-	local := []unix.Iovec{{Base: &dst[0], Len: uint64(len(dst))}}
-	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(dst)}}
-	n, err := unix.ProcessVMReadv(m.tid, local, remote, 0)
-	return vmResult(n, len(dst), err)
+	return vmResult(procmem.Read(m.tid, addr, dst))
 }
 
 func (m callerMemory) write(addr uint64, src []byte) error {
@@ -35,22 +33,17 @@ func (m callerMemory) write(addr uint64, src []byte) error {
 	if m.tid <= 0 {
 		return errNoCaller
 	}
-	local := []unix.Iovec{{Base: &src[0], Len: uint64(len(src))}}
-	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(src)}}
-	n, err := unix.ProcessVMWritev(m.tid, local, remote, 0)
-	return vmResult(n, len(src), err)
+	return vmResult(procmem.Write(m.tid, procmem.Part{Addr: addr, Data: src}))
 }
 
 // vmResult maps process_vm_* outcomes to what bpf(4) promises: a bad or
-// partly mapped address is EFAULT.
-func vmResult(n, want int, err error) error {
+// partly mapped address is EFAULT; a caller that is gone cannot be reached.
+func vmResult(err error) error {
 	switch {
+	case err == nil:
+		return nil
 	case err == unix.ESRCH:
 		return errNoCaller
-	case err != nil:
-		return unix.EFAULT
-	case n != want:
-		return unix.EFAULT
 	}
-	return nil
+	return unix.EFAULT
 }

@@ -2,6 +2,7 @@ package zerocopy
 
 import (
 	"errors"
+	"github.com/bpffs/bpffs/internal/procmem"
 	"os"
 	"runtime/debug"
 	"sync/atomic"
@@ -200,21 +201,21 @@ func (z *Buffers) publishHeader(b *buffer, zero bool) error {
 	var lenb, genb [4]byte
 	put32(lenb[:], uint32(b.length))
 	put32(genb[:], b.gen)
-	parts := []remotePart{{addr: b.userAddr + offKernelLen, data: lenb[:]}}
+	parts := []procmem.Part{{Addr: b.userAddr + offKernelLen, Data: lenb[:]}}
 	if zero {
 		var hdr [HeaderSize]byte
-		parts = []remotePart{{addr: b.userAddr, data: hdr[:]}}
+		parts = []procmem.Part{{Addr: b.userAddr, Data: hdr[:]}}
 	} else if b.length > 0 {
-		parts = append(parts, remotePart{addr: b.userAddr + HeaderSize, data: b.mem[HeaderSize : HeaderSize+b.length]})
+		parts = append(parts, procmem.Part{Addr: b.userAddr + HeaderSize, Data: b.mem[HeaderSize : HeaderSize+b.length]})
 	}
-	if err := z.proc.write(parts); err != nil {
+	if err := z.proc.write(parts...); err != nil {
 		z.broken = true
 		return err
 	}
 	if zero {
 		return nil
 	}
-	if err := z.proc.write([]remotePart{{addr: b.userAddr + offKernelGen, data: genb[:]}}); err != nil {
+	if err := z.proc.write(procmem.Part{Addr: b.userAddr + offKernelGen, Data: genb[:]}); err != nil {
 		z.broken = true
 		return err
 	}

@@ -3,6 +3,7 @@ package zerocopy
 import (
 	"bufio"
 	"fmt"
+	"github.com/bpffs/bpffs/internal/procmem"
 	"os"
 	"strconv"
 	"strings"
@@ -137,33 +138,12 @@ func (p *process) close() {
 	}
 }
 
-// write copies the local slices to consecutive remote ranges in one call.
-func (p *process) write(parts []remotePart) error {
+// write copies the parts into the process in one call, unless it exited.
+func (p *process) write(parts ...procmem.Part) error {
 	if !p.alive() {
 		return unix.ESRCH
 	}
-	local := make([]unix.Iovec, 0, len(parts))
-	remote := make([]unix.RemoteIovec, 0, len(parts))
-	total := 0
-	for _, part := range parts {
-		if len(part.data) == 0 {
-			continue
-		}
-		local = append(local, unix.Iovec{Base: &part.data[0], Len: uint64(len(part.data))})
-		remote = append(remote, unix.RemoteIovec{Base: uintptr(part.addr), Len: len(part.data)})
-		total += len(part.data)
-	}
-	if total == 0 {
-		return nil
-	}
-	n, err := unix.ProcessVMWritev(p.pid, local, remote, 0)
-	if err != nil {
-		return err
-	}
-	if n != total {
-		return unix.EFAULT
-	}
-	return nil
+	return procmem.Write(p.pid, parts...)
 }
 
 func (p *process) readUint32(addr uint64) (uint32, error) {
@@ -171,17 +151,8 @@ func (p *process) readUint32(addr uint64) (uint32, error) {
 		return 0, unix.ESRCH
 	}
 	var b [4]byte
-	n, err := unix.ProcessVMReadv(p.pid, []unix.Iovec{{Base: &b[0], Len: 4}}, []unix.RemoteIovec{{Base: uintptr(addr), Len: 4}}, 0)
-	if err != nil {
+	if err := procmem.Read(p.pid, addr, b[:]); err != nil {
 		return 0, err
 	}
-	if n != 4 {
-		return 0, unix.EFAULT
-	}
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24, nil
-}
-
-type remotePart struct {
-	addr uint64
-	data []byte
 }
