@@ -168,12 +168,7 @@ func TestCaptureTimestampFormats(t *testing.T) {
 
 func TestErrnoMatrix(t *testing.T) {
 	e := startDaemon(t, 1)
-	lines := e.client("errnos", e.Node("bpf"), e.Taps[0]).all()
-	got := map[string]string{}
-	for _, l := range lines {
-		name, rest, _ := strings.Cut(l, " ")
-		got[name] = rest
-	}
+	got := e.client("errnos", e.Node("bpf"), e.Taps[0]).results()
 	ok := "r=0 errno=0"
 	fail := func(errno unix.Errno) string { return fmt.Sprintf("r=-1 errno=%d", errno) }
 	want := map[string]string{
@@ -244,15 +239,7 @@ func TestErrnoMatrix(t *testing.T) {
 		"locked-flush":             ok,
 		"locked-gstats":            ok,
 	}
-	// Lines with a value appear twice (the r= line, then the value line);
-	// the map keeps the last, which is the value.
-	for name, w := range want {
-		if g, found := got[name]; !found {
-			t.Errorf("%s: no result", name)
-		} else if g != w {
-			t.Errorf("%s: got %q, want %q", name, g, w)
-		}
-	}
+	checkResults(t, got, want)
 }
 
 func TestReadTimeoutAndImmediate(t *testing.T) {

@@ -220,11 +220,7 @@ func TestCallerInvisibleToDaemon(t *testing.T) {
 	e := &env{daemontest.New(t, ns, t.TempDir(), tap), t}
 	os.Chmod(e.Mnt, 0o755)
 	e.StartProcess([]string{"unshare", "--pid", "--fork", "--kill-child"}, []string{"-netns", ns, "-tap", tap, e.Mnt})
-	got := map[string]string{}
-	for _, l := range e.client("errnos", e.Node("bpf"), tap).all() {
-		name, rest, _ := strings.Cut(l, " ")
-		got[name] = rest
-	}
+	got := e.client("errnos", e.Node("bpf"), tap).results()
 	eperm := fmt.Sprintf("r=-1 errno=%d", unix.EPERM)
 	for _, name := range []string{"setf-512", "setf-badptr"} {
 		if got[name] != eperm {

@@ -159,3 +159,28 @@ func waitFor(t *testing.T, what string, cond func() bool) { testenv.WaitFor(t, w
 func (c *client) tell() {
 	io.WriteString(c.stdin, "go\n")
 }
+
+// results collects the "NAME RESULT" lines of a client that checks many
+// calls (bpfcheck errnos, zbufcheck errnos) by name. A call that returns a
+// value prints two lines with its name (the r= line, then the value); the
+// map keeps the last, the value.
+func (c *client) results() map[string]string {
+	got := map[string]string{}
+	for _, l := range c.all() {
+		name, rest, _ := strings.Cut(l, " ")
+		got[name] = rest
+	}
+	return got
+}
+
+// checkResults reports every expected result that is missing or different.
+func checkResults(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	for name, w := range want {
+		if g, found := got[name]; !found {
+			t.Errorf("%s: no result", name)
+		} else if g != w {
+			t.Errorf("%s: got %q, want %q", name, g, w)
+		}
+	}
+}

@@ -150,11 +150,7 @@ func TestZeroCopyOverloadCountsEveryDrop(t *testing.T) {
 
 func TestZeroCopyErrnos(t *testing.T) {
 	e := startDaemon(t, 1)
-	got := map[string]string{}
-	for _, l := range e.zclient("errnos", e.Node("bpf"), e.Taps[0]).all() {
-		name, rest, _ := strings.Cut(l, " ")
-		got[name] = rest
-	}
+	got := e.zclient("errnos", e.Node("bpf"), e.Taps[0]).results()
 	ok := "r=0 errno=0"
 	fail := func(errno unix.Errno) string { return fmt.Sprintf("r=-1 errno=%d", errno) }
 	want := map[string]string{
@@ -188,13 +184,7 @@ func TestZeroCopyErrnos(t *testing.T) {
 		"setif-unknown":            fail(unix.ENXIO),
 		"setbufmode-after-setif":   fail(unix.EBUSY),
 	}
-	for name, w := range want {
-		if g, found := got[name]; !found {
-			t.Errorf("%s: no result", name)
-		} else if g != w {
-			t.Errorf("%s: got %q, want %q", name, g, w)
-		}
-	}
+	checkResults(t, got, want)
 }
 
 // A client that misbehaves never crashes the daemon nor makes it write
