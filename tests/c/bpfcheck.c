@@ -31,30 +31,8 @@
 
 
 
-/* IPv4 UDP to destination port 9, whole packet. */
-static struct bpf_insn udp9[] = {
-	BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 0, 5),
-	BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 23),
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 17, 0, 3),
-	BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 14),
-	BPF_STMT(BPF_LD | BPF_H | BPF_IND, 16),
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 9, 1, 0),
-	BPF_STMT(BPF_RET | BPF_K, 0),
-	BPF_STMT(BPF_RET | BPF_K, (u_int)-1),
-};
-/* Same, keeping only the first 64 bytes. */
-static struct bpf_insn snap64[] = {
-	BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 0, 5),
-	BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 23),
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 17, 0, 3),
-	BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 14),
-	BPF_STMT(BPF_LD | BPF_H | BPF_IND, 16),
-	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 9, 1, 0),
-	BPF_STMT(BPF_RET | BPF_K, 0),
-	BPF_STMT(BPF_RET | BPF_K, 64),
-};
+static struct bpf_insn udp9[] = UDP_PORT9_FILTER((u_int)-1);
+static struct bpf_insn snap64[] = UDP_PORT9_FILTER(64);
 /* ICMP echo replies. */
 static struct bpf_insn echoreply[] = {
 	BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),

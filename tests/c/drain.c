@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 static double now(void) {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -117,17 +119,7 @@ int main(int argc, char **argv) {
 		blen = size ? size : 524288;
 		if (ioctl(fd, BIOCSBLEN, &blen) < 0) { printf("sblen errno=%d\n", errno); return 1; }
 	}
-	struct bpf_insn prog[] = {
-		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 0, 5),
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 23),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 17, 0, 3),
-		BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 14),
-		BPF_STMT(BPF_LD | BPF_H | BPF_IND, 16),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 9, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, 0),
-		BPF_STMT(BPF_RET | BPF_K, snaplen),
-	};
+	struct bpf_insn prog[] = UDP_PORT9_FILTER(snaplen);
 	struct bpf_insn all[] = {BPF_STMT(BPF_RET | BPF_K, snaplen)};
 	struct bpf_insn none[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
 	struct bpf_program bp = {1, all};

@@ -44,4 +44,20 @@ static __attribute__((unused)) int attach(int fd, const char *ifname) {
 	return ioctl(fd, BIOCSETIF, &ifr);
 }
 
+/*
+ * The filter the tests use most: IPv4 UDP to destination port 9, keeping
+ * SNAPLEN bytes (an initializer for a struct bpf_insn array).
+ */
+#define UDP_PORT9_FILTER(snaplen) {                                  \
+	BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),                      \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, 0, 5),           \
+	BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 23),                      \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 17, 0, 3),               \
+	BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 14),                     \
+	BPF_STMT(BPF_LD | BPF_H | BPF_IND, 16),                      \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 9, 1, 0),                \
+	BPF_STMT(BPF_RET | BPF_K, 0),                                \
+	BPF_STMT(BPF_RET | BPF_K, (snaplen)),                        \
+}
+
 #endif
