@@ -85,6 +85,7 @@ func (d *Descriptor) Read(ctx context.Context, size int, nonblock bool, deliver 
 	}
 	b := d.buffers
 	data := b.BeginRead()
+	dropsBefore := d.stats.Drop
 	d.mu.Unlock()
 
 	err := deliver(data)
@@ -96,7 +97,16 @@ func (d *Descriptor) Read(ctx context.Context, size int, nonblock bool, deliver 
 	if err == nil {
 		d.reads++
 	}
+	// The reply wakes the program inside deliver, before the hold buffer is
+	// free again; frames arriving in that gap found both buffers full (on
+	// FreeBSD the copy-out and the release are one step). The store then
+	// holds what filled it, and if no frame follows nothing would rotate
+	// it: hand it over now, as the first frame that did not fit would have.
+	rotated := d.stats.Drop != dropsBefore && b == d.buffers && b.StoreLen() != 0 && !b.HasHold() && b.Rotate()
 	d.mu.Unlock()
+	if rotated {
+		d.wakeUp()
+	}
 	if err != nil {
 		return 0, asErrno(err, unix.EFAULT)
 	}

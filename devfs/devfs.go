@@ -3,6 +3,7 @@ package devfs
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -22,6 +23,21 @@ type Config struct {
 	Mode     uint32 // permission bits of the device nodes (default 0600)
 	UID, GID uint32
 	BPF      *bpf.Config
+	// Sources, if set, reports how each interface takes frames from its
+	// tap; the stats node lists it below the descriptors, so that frames
+	// lost before any descriptor saw them are not lost silently.
+	Sources func() []SourceStats
+}
+
+// SourceStats is one interface's frame source as the stats node shows it.
+type SourceStats struct {
+	Interface string
+	Source    string // "read" or "ring"
+	Frames    uint64 // frames taken from the tap
+	// Drops counts frames lost before the daemon got them (a full ring);
+	// Oversize frames longer than the ring's slots. Negative: not known
+	// here (a read source's losses are the tap's own tx_dropped).
+	Drops, Oversize int64
 }
 
 // StatsFile is the name of the operator statistics node.
@@ -179,7 +195,20 @@ func (t *Table) Snapshot() string {
 			in.ID, in.Pid, ifname, modeName(in), flagString(in), in.Recv, in.Drop, in.Captured,
 			in.FilterRejected, in.BufLen, in.StoreBytes, in.HoldBytes)
 	}
+	if t.cfg.Sources != nil {
+		fmt.Fprintf(&b, "\n%-16s %-6s %12s %12s %12s\n", "interface", "source", "frames", "drops", "oversize")
+		for _, s := range t.cfg.Sources() {
+			fmt.Fprintf(&b, "%-16s %-6s %12d %12s %12s\n", s.Interface, s.Source, s.Frames, count(s.Drops), count(s.Oversize))
+		}
+	}
 	return b.String()
+}
+
+func count(n int64) string {
+	if n < 0 {
+		return "-"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // modeName names the buffer mode; zero-copy descriptors show which path

@@ -23,6 +23,7 @@ type Batch struct {
 
 	buf        []byte
 	frameStore []Frame      // Frames is re-sliced from here, whatever a handler did to it
+	slots      []int32      // SourceRing: the ring slots the frames live in
 	refs       atomic.Int32 // 0 while the batch sits in the pool
 	pool       *batchPool
 }
@@ -71,6 +72,7 @@ func (b *Batch) Release() {
 // most recently released buffer is the warmest in cache, and contention is
 // one lock per batch at most.
 type batchPool struct {
+	ring       *packetRing // SourceRing: batches hold ring slots, not a buffer
 	bufferSize int
 	maxFrames  int
 	maxIdle    int
@@ -93,6 +95,9 @@ func newBatchPool(bufferSize, maxFrames, size int) *batchPool {
 
 func (p *batchPool) newBatch() *Batch {
 	b := &Batch{buf: make([]byte, p.bufferSize), frameStore: make([]Frame, p.maxFrames), pool: p}
+	if p.ring != nil {
+		b.slots = make([]int32, 0, p.maxFrames)
+	}
 	b.Frames = b.frameStore[:0]
 	return b
 }
@@ -113,6 +118,7 @@ func (p *batchPool) get() *Batch {
 		b = p.newBatch()
 	}
 	b.Frames = b.frameStore[:0]
+	b.slots = b.slots[:0]
 	b.refs.Store(1)
 	return b
 }
@@ -122,6 +128,12 @@ func (p *batchPool) get() *Batch {
 // batches does not pin memory forever.
 func (p *batchPool) put(b *Batch) {
 	b.Frames = nil
+	if p.ring != nil {
+		for _, slot := range b.slots {
+			p.ring.giveBack(int(slot))
+		}
+		b.slots = b.slots[:0]
+	}
 	p.mu.Lock()
 	if len(p.idle) < p.maxIdle {
 		p.idle = append(p.idle, b)

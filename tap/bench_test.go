@@ -102,11 +102,11 @@ func plainRead(d *Device, flood *flooder, n int) time.Duration {
 
 // readerRead reads n flooded frames with a Reader and returns the time and
 // the reader's counters.
-func readerRead(b *testing.B, d *Device, flood *flooder, n int, timed bool) (time.Duration, ReaderStats) {
+func readerRead(b *testing.B, d *Device, flood *flooder, n int, timed bool, src Source) (time.Duration, ReaderStats) {
 	target := uint64(n)
 	var count uint64
 	reached := make(chan struct{})
-	r := d.NewReader(ReaderOptions{}, func(batch *Batch) {
+	r := d.NewReader(ReaderOptions{Source: src}, func(batch *Batch) {
 		before := count
 		count += uint64(len(batch.Frames))
 		if before < target && count >= target {
@@ -159,16 +159,18 @@ func BenchmarkReader(b *testing.B) {
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "frames/s")
 	})
 
-	b.Run("Reader", func(b *testing.B) {
-		b.StopTimer()
-		plain := plainRead(d, flood, b.N)
-		b.ReportAllocs()
-		elapsed, s := readerRead(b, d, flood, b.N, true)
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "frames/s")
-		b.ReportMetric(plain.Seconds()/elapsed.Seconds(), "x-baseline")
-		b.ReportMetric(float64(s.Frames)/float64(max(s.Batches, 1)), "frames/batch")
-		if s.PoolMisses != 0 {
-			b.Errorf("PoolMisses = %d in steady state", s.PoolMisses)
-		}
-	})
+	for _, src := range []Source{SourceRead, SourceRing} {
+		b.Run("Reader-"+src.String(), func(b *testing.B) {
+			b.StopTimer()
+			plain := plainRead(d, flood, b.N)
+			b.ReportAllocs()
+			elapsed, s := readerRead(b, d, flood, b.N, true, src)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "frames/s")
+			b.ReportMetric(plain.Seconds()/elapsed.Seconds(), "x-baseline")
+			b.ReportMetric(float64(s.Frames)/float64(max(s.Batches, 1)), "frames/batch")
+			if s.PoolMisses != 0 {
+				b.Errorf("PoolMisses = %d in steady state", s.PoolMisses)
+			}
+		})
+	}
 }

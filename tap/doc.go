@@ -1,16 +1,25 @@
 // Package tap owns the far end of Linux TAP interfaces (IFF_TAP|IFF_NO_PI):
-// it opens or creates a tap inside a chosen network namespace, reads the
+// it opens or creates a tap inside a chosen network namespace, takes the
 // frames the Linux stack transmits on it, and injects frames that the stack
 // then receives.
 //
-// Reading follows the shape of the Linux zero-copy skb work: a Reader fills
-// one large buffer with many frames, each Frame is a view into that buffer,
-// and the whole Batch shares a single reference count. The last Release puts
-// the buffer back into the reader's pool, so in steady state no memory is
-// allocated per frame or per batch. The reader spends one read(2) per frame
-// on a dedicated, locked OS thread: measurements on the target machines show
-// that is the ceiling (io_uring and multi-queue taps were slower), so the
-// design keeps that ceiling and avoids adding work around it.
+// Reading follows the shape of the Linux zero-copy skb work: a Reader hands
+// frames up in batches that live in large shared buffers, each Frame is a
+// view into one, and the whole Batch shares a single reference count. The
+// last Release gives the memory back, so in steady state nothing is
+// allocated per frame or per batch. There are two sources (Source):
+//
+//   - SourceRing: an AF_PACKET TPACKET_V2 ring bound to the tap. The kernel
+//     copies each frame into a ring slot as the stack transmits it, in the
+//     sender's context; a Batch is a run of slots, returned to the kernel
+//     by the last Release. No system call per frame; a Gate lets the reader
+//     leave frames in the ring while its consumer has no room.
+//   - SourceRead: read(2) of the tap's own queue, one per frame, into a
+//     pooled buffer, or straight into a DirectTarget's memory.
+//
+// Either way the reader runs on a dedicated, locked OS thread and, when the
+// source runs dry under load, naps briefly instead of asking to be woken
+// for every frame (ReaderOptions.Coalesce).
 //
 // The package knows nothing of BPF; it moves frames and ownership only.
 package tap

@@ -183,3 +183,10 @@ func mustContain(t testing.TB, haystack, needle, what string) {
 		t.Errorf("%s: %q does not contain %q", what, haystack, needle)
 	}
 }
+
+// forEachSource runs a reader test once per Source.
+func forEachSource(t *testing.T, test func(*testing.T, Source)) {
+	for _, src := range []Source{SourceRead, SourceRing} {
+		t.Run(src.String(), func(t *testing.T) { test(t, src) })
+	}
+}

@@ -28,6 +28,19 @@ const (
 	DefaultPoolSize   = 4
 )
 
+// DefaultCoalesce is the reader's nap when the source runs dry under load.
+// A reader blocked in poll(2) is woken by the sender for every frame, and on
+// these VMs that wake-up (an IPI to the other vCPU) costs the sending CPU
+// more than the frame itself; a reader that naps instead, like a NIC
+// moderating its interrupts, is found by no wake-up at all and collects
+// what queued meanwhile in one burst. It naps up to napsBeforeSleep times in
+// a row (about a millisecond), then blocks as usual, so an idle tap costs
+// nothing. The price is at most this much extra latency per burst.
+const DefaultCoalesce = 50 * time.Microsecond
+
+// napsBeforeSleep bounds the naps that find nothing before the reader blocks.
+const napBudget = time.Millisecond
+
 // ReaderOptions tune a Reader; zero values select the defaults.
 type ReaderOptions struct {
 	// BufferSize is bytes per batch buffer (default 256 KiB); frames never
@@ -42,7 +55,22 @@ type ReaderOptions struct {
 	PoolSize int
 	// Direct, if set, may take frames straight into its own memory (see
 	// DirectTarget); frames it declines go through batches as usual.
+	// SourceRing has no use for it: the kernel fills the ring itself.
 	Direct DirectTarget
+	// Source selects the tap's queue (SourceRead, the default) or a
+	// packet ring (SourceRing).
+	Source Source
+	// Coalesce is how long the reader naps when it finds the source
+	// empty soon after frames came (default DefaultCoalesce; negative:
+	// never nap). See DefaultCoalesce.
+	Coalesce time.Duration
+	// RingBytes sizes the SourceRing ring (default DefaultRingBytes).
+	RingBytes int
+	// Gate, if set, lets a SourceRing reader leave frames in the ring
+	// while its consumer has no room for them (see Gate), for at most
+	// MaxHold at a time (default DefaultMaxHold).
+	Gate    Gate
+	MaxHold time.Duration
 }
 
 func (o ReaderOptions) withDefaults() ReaderOptions {
@@ -58,6 +86,9 @@ func (o ReaderOptions) withDefaults() ReaderOptions {
 	if o.PoolSize <= 0 {
 		o.PoolSize = DefaultPoolSize
 	}
+	if o.Coalesce == 0 {
+		o.Coalesce = DefaultCoalesce
+	}
 	return o
 }
 
@@ -66,8 +97,13 @@ type ReaderStats struct {
 	Frames, Batches, Bytes, Reads uint64
 	// PoolMisses counts buffers allocated because none was idle.
 	PoolMisses uint64
-	// Waits counts how often the reader found the tap empty and blocked.
-	Waits uint64
+	// Waits counts how often the reader found the tap empty and blocked;
+	// Naps how often it napped instead (see DefaultCoalesce).
+	Waits, Naps uint64
+	// Holds counts the naps a SourceRing reader took because its Gate was
+	// blocked, leaving frames in the ring; HoldsExpired the times it gave
+	// up after MaxHold and let frames through to be dropped.
+	Holds, HoldsExpired uint64
 	// RefcountErrors counts Retain/Release calls on batches that were
 	// already fully released; they were ignored.
 	RefcountErrors uint64
@@ -75,6 +111,12 @@ type ReaderStats struct {
 	// straight into ReaderOptions.Direct's memory; DirectFaults the direct
 	// reads that failed with EFAULT (frames lost, reported to the target).
 	DirectFrames, DirectFaults uint64
+	// SourceRing only. SourceDrops counts frames the kernel could not put
+	// into the ring because it was full; Oversize frames longer than a
+	// ring slot (sized from the MTU when the reader started), dropped;
+	// HeldStalls how often the reader caught up with a slot that a
+	// retained batch still held, and waited.
+	SourceDrops, Oversize, HeldStalls uint64
 }
 
 // Reader reads frames from a Device in batches and hands each batch to a
@@ -91,8 +133,19 @@ type Reader struct {
 	wakeMu sync.Mutex // guards wakeFD against closeWake
 	wakeFD int        // eventfd; readable once Stop was called
 
-	pollFDs    [2]unix.PollFd
-	queueEmpty bool // the last read found nothing: block before reading again
+	pollFDs    []unix.PollFd // tap or ring, wake, [tap for its errors]
+	gate       Gate
+	held       bool   // SourceRing: frames are being held back for the gate
+	heldDrops  uint64 // ring drops when holding back began
+	heldNaps   int
+	heldSince  time.Time
+	maxHold    time.Duration
+	noHold     bool          // a hold ran out: no more until the consumer shows room
+	nap        unix.Timespec // zero: never nap
+	maxNaps    int
+	naps       int         // naps in a row that found nothing
+	ring       *packetRing // SourceRing only
+	queueEmpty bool        // the last read found nothing: block before reading again
 
 	started  atomic.Bool
 	stopping atomic.Bool
@@ -100,6 +153,8 @@ type Reader struct {
 	done     chan struct{}
 
 	frames, batches, bytes, reads, waits atomic.Uint64
+	holds, holdsExpired                  atomic.Uint64
+	napCount                             atomic.Uint64
 	directFrames, directFaults           atomic.Uint64
 }
 
@@ -118,6 +173,10 @@ func (d *Device) NewReader(opts ReaderOptions, handle func(*Batch)) *Reader {
 		direct:    opts.Direct,
 		wakeFD:    -1,
 		done:      make(chan struct{}),
+	}
+	if opts.Coalesce > 0 {
+		r.nap = unix.NsecToTimespec(int64(opts.Coalesce))
+		r.maxNaps = max(1, int(napBudget/opts.Coalesce))
 	}
 	if handle == nil {
 		r.setupErr = fmt.Errorf("tap: NewReader on %s without a handler: %w", d.describe(), ErrInvalid)
@@ -138,11 +197,48 @@ func (d *Device) NewReader(opts ReaderOptions, handle func(*Batch)) *Reader {
 	// The tap fd stays valid while the device is open, and Close stops
 	// this reader before closing it.
 	r.fd = d.tapFD
-	r.pollFDs = [2]unix.PollFd{
-		{Fd: int32(r.fd), Events: unix.POLLIN},
-		{Fd: int32(wake), Events: unix.POLLIN},
+	switch opts.Source {
+	case SourceRead:
+		if err := d.dropTapQueue(false); err != nil {
+			r.setupErr = err
+			return r
+		}
+		r.pollFDs = []unix.PollFd{
+			{Fd: int32(r.fd), Events: unix.POLLIN},
+			{Fd: int32(wake), Events: unix.POLLIN},
+		}
+		r.pool = newBatchPool(opts.BufferSize, opts.MaxFrames, opts.PoolSize)
+	case SourceRing:
+		ring, err := d.openRing(opts.RingBytes)
+		if err == nil {
+			if err = d.dropTapQueue(true); err != nil {
+				ring.close()
+			}
+		}
+		if err != nil {
+			r.setupErr = err
+			return r
+		}
+		r.ring = ring
+		r.direct = nil
+		r.gate = opts.Gate
+		r.maxHold = opts.MaxHold
+		if r.maxHold <= 0 {
+			r.maxHold = DefaultMaxHold
+		}
+		// The tap fd is polled for nothing but its POLLERR, which
+		// tells that the tap was deleted.
+		r.pollFDs = []unix.PollFd{
+			{Fd: int32(ring.fd), Events: unix.POLLIN},
+			{Fd: int32(wake), Events: unix.POLLIN},
+			{Fd: int32(r.fd)},
+		}
+		r.pool = newBatchPool(0, opts.MaxFrames, opts.PoolSize)
+		r.pool.ring = ring
+	default:
+		r.setupErr = fmt.Errorf("tap: reader source %v: %w", opts.Source, ErrInvalid)
+		return r
 	}
-	r.pool = newBatchPool(opts.BufferSize, opts.MaxFrames, opts.PoolSize)
 	d.readers = append(d.readers, r)
 	return r
 }
@@ -166,6 +262,13 @@ func (r *Reader) Run() error {
 		r.dev.forget(r)
 		r.closeWake()
 	}()
+	if r.ring != nil {
+		defer func() {
+			// The tap's own queue serves the next reader again.
+			r.dev.dropTapQueue(false)
+			r.ring.close()
+		}()
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	r.runTID.Store(int32(unix.Gettid()))
@@ -183,7 +286,18 @@ func (r *Reader) Run() error {
 // readBatch is one turn of Run: the whole per-batch hot path.
 func (r *Reader) readBatch() error {
 	b := r.pool.get()
+	if r.ring != nil {
+		err := r.fillRing(b)
+		if len(b.Frames) > 0 {
+			r.handle(b)
+		}
+		b.Release()
+		return err
+	}
 	direct, err := r.fill(b)
+	if direct > 0 || len(b.Frames) > 0 {
+		r.naps = 0
+	}
 	if direct > 0 {
 		r.direct.DirectBurstEnd()
 	}
@@ -211,8 +325,7 @@ func (r *Reader) fill(b *Batch) (direct int, err error) {
 			if len(frames) > 0 || direct > 0 {
 				break
 			}
-			r.waits.Add(1) // published before blocking, so it shows a blocked reader
-			if err = r.wait(); err != nil {
+			if err = r.idle(); err != nil {
 				break
 			}
 			r.queueEmpty = false
@@ -301,6 +414,44 @@ func rawRead(fd int, p []byte) (int, error) {
 	return int(n), nil
 }
 
+// idle waits for the source to fill after it was found empty: a nap if
+// frames came lately, else a blocking wait (see DefaultCoalesce).
+func (r *Reader) idle() error {
+	if r.naps < r.maxNaps {
+		r.naps++
+		r.napCount.Add(1)
+		return r.napOnce()
+	}
+	r.waits.Add(1) // published before blocking, so it shows a blocked reader
+	err := r.wait()
+	r.naps = 0
+	return err
+}
+
+// napOnce sleeps for the coalescing interval, or until Stop. It listens
+// only to the reader's own eventfd: not being on the source's wait queue
+// is the point.
+func (r *Reader) napOnce() error { return r.napFor(r.nap) }
+
+// napFor sleeps for ts (a copy: ppoll writes the time left back) or until
+// Stop.
+func (r *Reader) napFor(ts unix.Timespec) error {
+	fds := r.pollFDs[1:2]
+	for {
+		_, err := unix.Ppoll(fds, &ts, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return r.dev.wrapErr("ppoll", err)
+		}
+		if fds[0].Revents != 0 || r.stopping.Load() {
+			return errStopped
+		}
+		return nil
+	}
+}
+
 // wait blocks until the tap has a frame (or an error to report) or Stop was
 // called.
 func (r *Reader) wait() error {
@@ -317,6 +468,11 @@ func (r *Reader) wait() error {
 		}
 		if r.pollFDs[1].Revents != 0 {
 			return errStopped
+		}
+		if r.ring != nil {
+			if err := r.ringPollErrors(); err != nil {
+				return err
+			}
 		}
 		if r.pollFDs[0].Revents != 0 {
 			// Readable, or POLLERR after a deletion: the read tells which.
@@ -347,6 +503,11 @@ func (r *Reader) Stop() {
 }
 
 func (r *Reader) closeWake() {
+	if r.ring != nil && !r.started.Load() {
+		// Never run: Run's own cleanup will not happen.
+		r.dev.dropTapQueue(false)
+		r.ring.close()
+	}
 	r.wakeMu.Lock()
 	defer r.wakeMu.Unlock()
 	if r.wakeFD >= 0 {
@@ -363,6 +524,10 @@ func (r *Reader) Stats() ReaderStats {
 		Bytes:   r.bytes.Load(),
 		Reads:   r.reads.Load(),
 		Waits:   r.waits.Load(),
+		Naps:    r.napCount.Load(),
+		Holds:   r.holds.Load(),
+
+		HoldsExpired: r.holdsExpired.Load(),
 
 		DirectFrames: r.directFrames.Load(),
 		DirectFaults: r.directFaults.Load(),
@@ -370,6 +535,11 @@ func (r *Reader) Stats() ReaderStats {
 	if r.pool != nil {
 		s.PoolMisses = r.pool.misses.Load()
 		s.RefcountErrors = r.pool.refcountErrors.Load()
+	}
+	if r.ring != nil {
+		s.SourceDrops = r.ring.sourceDrops()
+		s.Oversize = r.ring.oversize.Load()
+		s.HeldStalls = r.ring.heldStall.Load()
 	}
 	return s
 }

@@ -31,6 +31,7 @@ type env struct {
 	ceilTap string
 	bpfTap  string
 	mac     string // destination of generated frames: the emulated interface
+	source  string // the daemon's -source; with "ring" every frame counts in tx_dropped
 
 	mu       sync.Mutex
 	children map[*exec.Cmd]struct{}
@@ -151,7 +152,7 @@ func (e *env) startDaemon(txQueueLen int) error {
 		return err
 	}
 	cmd := exec.Command(e.bin["bpffs"], "-netns", e.ns, "-tap", e.bpfTap, "-units", "4",
-		"-txqueuelen", strconv.Itoa(txQueueLen), "-maxbufsize", "524288", e.mnt)
+		"-txqueuelen", strconv.Itoa(txQueueLen), "-maxbufsize", "524288", "-source", e.source, e.mnt)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -22,6 +22,7 @@ type report struct {
 	Host     string    `json:"host"`
 	CPUs     int       `json:"cpus"`
 	Quick    bool      `json:"quick"`
+	Source   string    `json:"source"` // the daemon's -source
 	Configs  []config  `json:"configs"`
 	Results  []result  `json:"results"`
 	Duration string    `json:"duration"`
@@ -41,6 +42,7 @@ func main() {
 		trials     = flag.Int("trials", 0, "trials per rate step, majority decides (default 3; -quick: 1)")
 		steps      = flag.Int("steps", 0, "binary-search steps below saturation (default 5; -quick: 2)")
 		txQueueLen = flag.Int("txqueuelen", 10000, "transmit queue length of both taps (the daemon's default)")
+		source     = flag.String("source", "ring", "the daemon's -source: ring or read")
 		replot     = flag.String("replot", "", "draw the chart (-png) from a JSON `FILE` of an earlier run, print its table, and exit")
 	)
 	flag.Parse()
@@ -86,6 +88,9 @@ func main() {
 			}
 		}
 	}
+	if *source != "ring" && *source != "read" {
+		log.Fatal("-source: want ring or read")
+	}
 	if *txQueueLen < 1 {
 		log.Fatal("-txqueuelen must be positive")
 	}
@@ -102,6 +107,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	e.source = *source
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
@@ -158,7 +164,7 @@ func replotReport(jsonPath, pngPath string) error {
 func benchmark(ctx context.Context, e *env, p plan, configs []config, sizes []int, bpffsPath string, txQueueLen int) (*report, error) {
 	began := time.Now()
 	host, _ := os.Hostname()
-	rep := &report{Started: began, Host: host, CPUs: runtime.NumCPU(), Configs: configs}
+	rep := &report{Started: began, Host: host, CPUs: runtime.NumCPU(), Configs: configs, Source: e.source}
 	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 	logf("building the tools and the daemon")
 	if err := e.buildTools(); err != nil {

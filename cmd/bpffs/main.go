@@ -33,6 +33,9 @@ type options struct {
 	bufSize    int
 	maxBufSize int
 	txQueueLen int
+	source     tap.Source
+	ringBytes  int
+	coalesce   time.Duration
 	maxOpen    int
 	maxBufMem  int64
 	mountPoint string
@@ -69,6 +72,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.bufSize, "bufsize", 4096, "default buffer size of a descriptor (net.bpf.bufsize)")
 	fs.IntVar(&o.maxBufSize, "maxbufsize", 524288, "largest buffer size BIOCSBLEN grants (net.bpf.maxbufsize)")
 	fs.IntVar(&o.txQueueLen, "txqueuelen", 10000, "transmit queue length set on the taps, so bursts wait instead of being dropped")
+	source := fs.String("source", "ring", "how frames are taken from the taps: ring (an AF_PACKET ring on the tap: no system call per frame) or read (read(2) of the tap's own queue, one per frame)")
+	fs.IntVar(&o.ringBytes, "ringsize", tap.DefaultRingBytes, "bytes of packet ring per tap with -source ring")
+	fs.DurationVar(&o.coalesce, "coalesce", tap.DefaultCoalesce, "how long a tap reader naps when the tap runs dry under load, instead of being woken per frame (0: never nap)")
 	fs.IntVar(&o.maxOpen, "maxdescriptors", 1024, "most files open at once on the mount; one more open fails with ENFILE (0: no limit)")
 	fs.Int64Var(&o.maxBufMem, "maxbufmem", 256<<20, "most buffer memory all descriptors together may hold; beyond it BIOCSBLEN, BIOCSETIF and BIOCSETZBUF fail with ENOBUFS (0: no limit)")
 	fs.Usage = func() {
@@ -77,6 +83,17 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	src, err := tap.ParseSource(*source)
+	if err != nil {
+		return nil, fmt.Errorf("-source: %v", err)
+	}
+	o.source = src
+	if o.coalesce < 0 || o.coalesce > 10*time.Millisecond {
+		return nil, fmt.Errorf("-coalesce %v: want 0 … 10ms", o.coalesce)
+	}
+	if o.ringBytes < 1<<20 || o.ringBytes > 1<<30 {
+		return nil, fmt.Errorf("-ringsize %d: want 1 MiB … 1 GiB", o.ringBytes)
 	}
 	switch fs.NArg() {
 	case 0:
@@ -156,6 +173,7 @@ func run(o *options) error {
 	}
 	table := devfs.New(devfs.Config{
 		Units: o.units, Mode: o.mode, UID: o.uid, GID: o.gid, MaxOpen: o.maxOpen,
+		Sources: func() []devfs.SourceStats { return sourceStats(o.source, taps) },
 		BPF: &bpf.Config{Registry: registry, DefaultBufSize: o.bufSize, MaxBufSize: o.maxBufSize, ZeroCopy: o.zeroCopy,
 			Budget: bpf.NewBudget(o.maxBufMem)},
 	})
@@ -246,7 +264,8 @@ func serveTap(o *options, name string) (*served, error) {
 	s := &served{dev: dev, ifp: ifp, done: make(chan error, 1)}
 	// Direct: with exactly one zero-copy listener, frames are read straight
 	// into its shared buffer (bpf/direct.go).
-	s.reader = dev.NewReader(tap.ReaderOptions{Direct: ifp}, func(b *tap.Batch) {
+	s.reader = dev.NewReader(tap.ReaderOptions{Direct: ifp, Source: o.source, RingBytes: o.ringBytes,
+		Coalesce: coalesceOption(o.coalesce), Gate: ifp}, func(b *tap.Batch) {
 		for i := range b.Frames {
 			ifp.Input(b.Frames[i].Data, b.Frames[i].Time)
 		}
@@ -254,6 +273,29 @@ func serveTap(o *options, name string) (*served, error) {
 	})
 	go func() { s.done <- s.reader.Run() }()
 	return s, nil
+}
+
+// sourceStats reports each tap's reader for the stats node.
+func sourceStats(src tap.Source, taps []*served) []devfs.SourceStats {
+	out := make([]devfs.SourceStats, 0, len(taps))
+	for _, s := range taps {
+		st := s.reader.Stats()
+		row := devfs.SourceStats{Interface: s.ifp.Name(), Source: src.String(), Frames: st.Frames, Drops: -1, Oversize: -1}
+		if src == tap.SourceRing {
+			row.Drops, row.Oversize = int64(st.SourceDrops), int64(st.Oversize)
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// coalesceOption maps the flag (0: never nap) to tap.ReaderOptions (0:
+// default, negative: never nap).
+func coalesceOption(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // emulatedAddress is the Ethernet address of the emulated interface (the

@@ -235,10 +235,26 @@ func (d *Daemon) SendUDP(count, size int) [][]byte {
 
 // StatsLines returns the descriptor lines of the stats file.
 func (d *Daemon) StatsLines() []string {
+	descriptors, _ := d.statsTables()
+	return descriptors
+}
+
+// SourceLines returns the interface lines of the stats file (the table
+// after the descriptors').
+func (d *Daemon) SourceLines() []string {
+	_, sources := d.statsTables()
+	return sources
+}
+
+func (d *Daemon) statsTables() (descriptors, sources []string) {
 	b, err := os.ReadFile(d.Node("stats"))
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return lines[1:]
+	first, second, _ := strings.Cut(string(b), "\n\n")
+	descriptors = strings.Split(strings.TrimSpace(first), "\n")[1:]
+	if second = strings.TrimSpace(second); second != "" {
+		sources = strings.Split(second, "\n")[1:]
+	}
+	return descriptors, sources
 }
