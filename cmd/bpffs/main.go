@@ -266,9 +266,8 @@ func serveTap(o *options, name string) (*served, error) {
 	// into its shared buffer (bpf/direct.go).
 	s.reader = dev.NewReader(tap.ReaderOptions{Direct: ifp, Source: o.source, RingBytes: o.ringBytes,
 		Coalesce: coalesceOption(o.coalesce), Gate: ifp}, func(b *tap.Batch) {
-		for i := range b.Frames {
-			ifp.Input(b.Frames[i].Data, b.Frames[i].Time)
-		}
+		frames := b.Frames
+		ifp.InputBatch(len(frames), func(i int) ([]byte, int64) { return frames[i].Data, frames[i].Time })
 		ifp.EndBatch()
 	})
 	go func() { s.done <- s.reader.Run() }()
