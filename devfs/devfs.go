@@ -38,6 +38,10 @@ type SourceStats struct {
 	// Oversize frames longer than the ring's slots. Negative: not known
 	// here (a read source's losses are the tap's own tx_dropped).
 	Drops, Oversize int64
+	// Holds counts the times frames were left in the ring because every
+	// descriptor was full; Expired the holds that ran out (MaxHold).
+	// Negative: not applicable.
+	Holds, Expired int64
 }
 
 // StatsFile is the name of the operator statistics node.
@@ -196,9 +200,10 @@ func (t *Table) Snapshot() string {
 			in.FilterRejected, in.BufLen, in.StoreBytes, in.HoldBytes)
 	}
 	if t.cfg.Sources != nil {
-		fmt.Fprintf(&b, "\n%-16s %-6s %12s %12s %12s\n", "interface", "source", "frames", "drops", "oversize")
+		fmt.Fprintf(&b, "\n%-16s %-6s %12s %12s %12s %12s %12s\n", "interface", "source", "frames", "drops", "oversize", "holds", "expired")
 		for _, s := range t.cfg.Sources() {
-			fmt.Fprintf(&b, "%-16s %-6s %12d %12s %12s\n", s.Interface, s.Source, s.Frames, count(s.Drops), count(s.Oversize))
+			fmt.Fprintf(&b, "%-16s %-6s %12d %12s %12s %12s %12s\n", s.Interface, s.Source, s.Frames,
+				count(s.Drops), count(s.Oversize), count(s.Holds), count(s.Expired))
 		}
 	}
 	return b.String()

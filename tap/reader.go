@@ -101,9 +101,10 @@ type ReaderStats struct {
 	// Naps how often it napped instead (see DefaultCoalesce).
 	Waits, Naps uint64
 	// Holds counts the naps a SourceRing reader took because its Gate was
-	// blocked, leaving frames in the ring; HoldsExpired the times it gave
-	// up after MaxHold and let frames through to be dropped.
-	Holds, HoldsExpired uint64
+	// blocked, leaving frames in the ring; HoldEpisodes the times it began
+	// holding back; HoldsExpired the times it gave up after MaxHold and let
+	// frames through to be dropped.
+	Holds, HoldEpisodes, HoldsExpired uint64
 	// RefcountErrors counts Retain/Release calls on batches that were
 	// already fully released; they were ignored.
 	RefcountErrors uint64
@@ -153,7 +154,7 @@ type Reader struct {
 	done     chan struct{}
 
 	frames, batches, bytes, reads, waits atomic.Uint64
-	holds, holdsExpired                  atomic.Uint64
+	holds, holdEpisodes, holdsExpired    atomic.Uint64
 	napCount                             atomic.Uint64
 	directFrames, directFaults           atomic.Uint64
 }
@@ -527,6 +528,7 @@ func (r *Reader) Stats() ReaderStats {
 		Naps:    r.napCount.Load(),
 		Holds:   r.holds.Load(),
 
+		HoldEpisodes: r.holdEpisodes.Load(),
 		HoldsExpired: r.holdsExpired.Load(),
 
 		DirectFrames: r.directFrames.Load(),

@@ -309,10 +309,12 @@ func (r *Reader) fillRing(b *Batch) error {
 	room := 0 // frames that may come before the gate is asked again
 	for len(frames) < r.maxFrames {
 		if r.gate != nil && room == 0 {
+			if len(frames) > 0 {
+				// The room counted before this batch is used up;
+				// asking again now would not see these frames.
+				break
+			}
 			if room = r.gateRoom(); room == 0 {
-				if len(frames) > 0 {
-					break // deliver these; their wake-ups may free room
-				}
 				if err = r.holdBack(); err != nil {
 					break
 				}
@@ -411,6 +413,7 @@ func (r *Reader) holdBack() error {
 		r.heldDrops = r.ring.sourceDrops()
 		r.heldNaps = 0
 		r.heldSince = time.Now()
+		r.holdEpisodes.Add(1)
 	}
 	r.holds.Add(1)
 	r.heldNaps++

@@ -97,7 +97,7 @@ func (e *env) taken(source, tap string) (frames, lost uint64) {
 	}
 	for _, l := range e.SourceLines() {
 		f := strings.Fields(l)
-		if len(f) == 5 && f[0] == tap && f[1] == source {
+		if len(f) == 7 && f[0] == tap && f[1] == source {
 			frames, err1 := strconv.ParseUint(f[2], 10, 64)
 			lost, err2 := strconv.ParseUint(f[3], 10, 64)
 			if err1 == nil && err2 == nil {

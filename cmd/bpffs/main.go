@@ -279,9 +279,11 @@ func sourceStats(src tap.Source, taps []*served) []devfs.SourceStats {
 	out := make([]devfs.SourceStats, 0, len(taps))
 	for _, s := range taps {
 		st := s.reader.Stats()
-		row := devfs.SourceStats{Interface: s.ifp.Name(), Source: src.String(), Frames: st.Frames, Drops: -1, Oversize: -1}
+		row := devfs.SourceStats{Interface: s.ifp.Name(), Source: src.String(), Frames: st.Frames,
+			Drops: -1, Oversize: -1, Holds: -1, Expired: -1}
 		if src == tap.SourceRing {
 			row.Drops, row.Oversize = int64(st.SourceDrops), int64(st.Oversize)
+			row.Holds, row.Expired = int64(st.HoldEpisodes), int64(st.HoldsExpired)
 		}
 		out = append(out, row)
 	}
