@@ -87,10 +87,7 @@ func (d *Descriptor) roomFor(ifp *Interface, need int) (n int, takes bool) {
 func (d *Descriptor) reclaimGuarded() (ok bool) {
 	defer func(old bool) {
 		debug.SetPanicOnFault(old)
-		if r := recover(); r != nil {
-			if _, fault := r.(interface{ Addr() uintptr }); !fault {
-				panic(r)
-			}
+		if isFault(recover()) {
 			d.zbuf.Faulted()
 			ok = false
 		}

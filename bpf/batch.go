@@ -74,10 +74,7 @@ func (d *Descriptor) catchRun(ifp *Interface, next *int, n int, frame func(int) 
 func (d *Descriptor) catchRunGuarded(ifp *Interface, next *int, n int, frame func(int) ([]byte, int64)) (wake, faulted bool) {
 	defer func(old bool) {
 		debug.SetPanicOnFault(old)
-		if r := recover(); r != nil {
-			if _, fault := r.(interface{ Addr() uintptr }); !fault {
-				panic(r)
-			}
+		if isFault(recover()) {
 			d.zbuf.Faulted()
 			d.stats.Drop++
 			faulted = true

@@ -7,18 +7,21 @@
 // and the ioctl dispatcher call the methods of Descriptor, and every error
 // they return is a golang.org/x/sys/unix.Errno with the errno bpf(4) gives.
 //
-// One frame's path: the tap reader calls Interface.Input; Input walks the
-// interface's listener list (an immutable slice behind an atomic pointer, so
-// the packet path takes no interface lock) and hands the frame to each
-// descriptor; the descriptor, under its own mutex, checks the direction, runs
-// its read filter and catches the frame into its BufferMode (catch.go).
-// Wake-ups are only noted there; Interface.EndBatch performs them, at most one
-// per descriptor per batch, without holding any lock.
+// One batch's path: the tap reader calls Interface.InputBatch (or Input for
+// one frame); it walks the interface's listener list (an immutable slice
+// behind an atomic pointer, so the packet path takes no interface lock) and
+// hands the frames to each descriptor in turn; the descriptor, under its own
+// mutex taken once per batch, checks the direction, runs its read filter and
+// catches each frame into its BufferMode (catch.go, batch.go). Wake-ups are
+// only noted there; Interface.EndBatch performs them, at most one per
+// descriptor per batch, without holding any lock. Before a batch the reader
+// may ask Interface.Room how many frames can come before every descriptor
+// would drop one, and leave the rest in its ring (backpressure.go).
 //
 // Time: frames carry a CLOCK_REALTIME timestamp in nanoseconds. Time since
 // boot (BPF_T_MONOTONIC) is derived by subtracting the boot instant expressed
 // in wall time, sampled when the Interface is created and refreshed at most
 // once a second from the packet path. BPF_T_FAST selects the same clock: the
-// tap reader's timestamp already costs nothing per packet, so there is no
-// cheaper, coarser clock to offer.
+// frame's timestamp (the kernel's, from the packet ring) already costs
+// nothing per packet, so there is no cheaper, coarser clock to offer.
 package bpf

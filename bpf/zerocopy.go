@@ -66,14 +66,24 @@ func (d *Descriptor) catchGuarded(pkt []byte, snaplen uint32, nanos int64) (wake
 // crashing the daemon. Any other panic goes on.
 func (d *Descriptor) dropOnFault(oldPanicOnFault bool, wake *bool) {
 	debug.SetPanicOnFault(oldPanicOnFault)
-	if r := recover(); r != nil {
-		if _, fault := r.(interface{ Addr() uintptr }); !fault {
-			panic(r)
-		}
+	if isFault(recover()) {
 		d.zbuf.Faulted()
 		d.stats.Drop++
 		*wake = false
 	}
+}
+
+// isFault tells whether a recovered value is a memory fault that
+// SetPanicOnFault turned into a panic; any other panic is raised again.
+// (recover itself must be called by the deferred function.)
+func isFault(r any) bool {
+	if r == nil {
+		return false
+	}
+	if _, fault := r.(interface{ Addr() uintptr }); !fault {
+		panic(r)
+	}
+	return true
 }
 
 // ZeroCopyMax is BIOCGETZMAX: EOPNOTSUPP outside zero-copy mode.

@@ -190,3 +190,15 @@ func forEachSource(t *testing.T, test func(*testing.T, Source)) {
 		t.Run(src.String(), func(t *testing.T) { test(t, src) })
 	}
 }
+
+// runUntilCleanup runs r and stops it at cleanup, failing on a Run error.
+func runUntilCleanup(t *testing.T, r *Reader) {
+	runErr := make(chan error, 1)
+	go func() { runErr <- r.Run() }()
+	t.Cleanup(func() {
+		r.Stop()
+		if err := <-runErr; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}

@@ -65,8 +65,13 @@ func testReaderSeesStackTraffic(t *testing.T, src Source) {
 	}
 }
 
-// A frame written to the tap reaches the stack, which answers it.
-func TestWriteFrameReachesStack(t *testing.T) {
+// A frame written to the tap reaches the stack, which answers it. The
+// written frame is received by the stack, not transmitted on the tap, so
+// neither source hands it up (the daemon reports written frames itself, as
+// outgoing); the answer it does.
+func TestWriteFrameReachesStack(t *testing.T) { forEachSource(t, testWriteFrameReachesStack) }
+
+func testWriteFrameReachesStack(t *testing.T, src Source) {
 	ns := quietNetns(t)
 	name := testenv.UniqueName("tapj")
 	d := openTap(t, Config{Name: name, Netns: ns})
@@ -75,7 +80,7 @@ func TestWriteFrameReachesStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := startCollector(t, d, ReaderOptions{})
+	c := startCollector(t, d, ReaderOptions{Source: src})
 
 	const id, seq = 0x5151, 7
 	request := serialize(t,
@@ -89,6 +94,9 @@ func TestWriteFrameReachesStack(t *testing.T) {
 	}
 	p := c.waitPacket(t, "ICMP echo reply", func(p gopacket.Packet) bool {
 		e, ok := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+		if ok && e.TypeCode.Type() == layers.ICMPv4TypeEchoRequest && e.Id == id {
+			t.Fatal("the reader handed up the frame written to the tap")
+		}
 		return ok && e.TypeCode.Type() == layers.ICMPv4TypeEchoReply && e.Id == id && e.Seq == seq
 	})
 	eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
@@ -281,14 +289,7 @@ func TestRetainedBatchKeepsBuffer(t *testing.T) {
 		}
 		seenCh <- seen{b, &b.buf[0], append([]byte(nil), b.Frames[0].Data...)}
 	})
-	runErr := make(chan error, 1)
-	go func() { runErr <- r.Run() }()
-	t.Cleanup(func() {
-		r.Stop()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	runUntilCleanup(t, r)
 	next := func(seq uint16, keep bool) seen {
 		t.Helper()
 		retainCh <- keep

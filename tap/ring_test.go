@@ -15,37 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A frame written to the tap is received by the stack, not transmitted on
-// the tap: the ring must not capture it (the daemon reports written frames
-// itself, as outgoing), but must capture the stack's answer.
-func TestRingIgnoresWrittenFrames(t *testing.T) {
-	ns := quietNetns(t)
-	name := testenv.UniqueName("tapw")
-	d := openTap(t, Config{Name: name, Netns: ns})
-	addressTap(t, ns, name)
-	tapMAC, err := d.HardwareAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := startCollector(t, d, ReaderOptions{Source: SourceRing})
-	request := serialize(t,
-		&layers.Ethernet{SrcMAC: peerMAC, DstMAC: tapMAC, EthernetType: layers.EthernetTypeIPv4},
-		&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: peerIP, DstIP: hostIP},
-		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 9, Seq: 1},
-		gopacket.Payload("written"),
-	)
-	if err := d.WriteFrame(request); err != nil {
-		t.Fatal(err)
-	}
-	c.waitPacket(t, "the echo reply", func(p gopacket.Packet) bool {
-		e, ok := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
-		if ok && e.TypeCode.Type() == layers.ICMPv4TypeEchoRequest {
-			t.Fatal("the ring captured the frame written to the tap")
-		}
-		return ok && e.TypeCode.Type() == layers.ICMPv4TypeEchoReply && e.Id == 9
-	})
-}
-
 // A tagged frame that Linux forwards onto the tap keeps its tag beside the
 // frame (the tap offloads VLAN insertion), so the ring gets it apart from
 // the bytes. Both sources must hand up the same frame: the tag inline, as
@@ -104,14 +73,7 @@ func TestRingCountsEveryFrame(t *testing.T) {
 		<-stuck
 		handled += len(b.Frames)
 	})
-	runErr := make(chan error, 1)
-	go func() { runErr <- r.Run() }()
-	t.Cleanup(func() {
-		r.Stop()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	runUntilCleanup(t, r)
 	const sent = 5000 // 2 MiB holds 1024 slots of 2 KiB
 	frame := udpFrame(t, 64, 1)
 	for range sent {
@@ -196,14 +158,7 @@ func TestRingRetainedBatchKeepsSlots(t *testing.T) {
 		}
 		got <- append([]byte(nil), b.Frames[0].Data...)
 	})
-	runErr := make(chan error, 1)
-	go func() { runErr <- r.Run() }()
-	t.Cleanup(func() {
-		r.Stop()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	runUntilCleanup(t, r)
 	marked := udpFrame(t, 100, 1)
 	marked[len(marked)-1] = 0xaa
 	send := func(f []byte) {
@@ -283,14 +238,7 @@ func TestRingHoldsFramesBack(t *testing.T) {
 		default:
 		}
 	})
-	runErr := make(chan error, 1)
-	go func() { runErr <- r.Run() }()
-	t.Cleanup(func() {
-		r.Stop()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	runUntilCleanup(t, r)
 	send := func(from, to int) {
 		for i := from; i < to; i++ {
 			if _, err := unix.Write(sender, udpFrame(t, 64, uint16(i))); err != nil {
