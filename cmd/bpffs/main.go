@@ -36,6 +36,7 @@ type options struct {
 	source     tap.Source
 	ringBytes  int
 	coalesce   time.Duration
+	maxHold    time.Duration
 	maxOpen    int
 	maxBufMem  int64
 	mountPoint string
@@ -75,6 +76,7 @@ func parseFlags(args []string) (*options, error) {
 	source := fs.String("source", "ring", "how frames are taken from the taps: ring (an AF_PACKET ring on the tap: no system call per frame) or read (read(2) of the tap's own queue, one per frame)")
 	fs.IntVar(&o.ringBytes, "ringsize", tap.DefaultRingBytes, "bytes of packet ring per tap with -source ring")
 	fs.DurationVar(&o.coalesce, "coalesce", tap.DefaultCoalesce, "how long a tap reader naps when the tap runs dry under load, instead of being woken per frame (0: never nap)")
+	fs.DurationVar(&o.maxHold, "maxhold", tap.DefaultMaxHold, "with -source ring, how long frames may wait in the ring while every descriptor is full (0: never; they are dropped at once)")
 	fs.IntVar(&o.maxOpen, "maxdescriptors", 1024, "most files open at once on the mount; one more open fails with ENFILE (0: no limit)")
 	fs.Int64Var(&o.maxBufMem, "maxbufmem", 256<<20, "most buffer memory all descriptors together may hold; beyond it BIOCSBLEN, BIOCSETIF and BIOCSETZBUF fail with ENOBUFS (0: no limit)")
 	fs.Usage = func() {
@@ -89,6 +91,9 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("-source: %v", err)
 	}
 	o.source = src
+	if o.maxHold < 0 || o.maxHold > time.Minute {
+		return nil, fmt.Errorf("-maxhold %v: want 0 … 1m", o.maxHold)
+	}
 	if o.coalesce < 0 || o.coalesce > 10*time.Millisecond {
 		return nil, fmt.Errorf("-coalesce %v: want 0 … 10ms", o.coalesce)
 	}
@@ -264,8 +269,12 @@ func serveTap(o *options, name string) (*served, error) {
 	s := &served{dev: dev, ifp: ifp, done: make(chan error, 1)}
 	// Direct: with exactly one zero-copy listener, frames are read straight
 	// into its shared buffer (bpf/direct.go).
-	s.reader = dev.NewReader(tap.ReaderOptions{Direct: ifp, Source: o.source, RingBytes: o.ringBytes,
-		Coalesce: coalesceOption(o.coalesce), Gate: ifp}, func(b *tap.Batch) {
+	opts := tap.ReaderOptions{Direct: ifp, Source: o.source, RingBytes: o.ringBytes,
+		Coalesce: coalesceOption(o.coalesce), Gate: ifp, MaxHold: o.maxHold}
+	if o.maxHold == 0 {
+		opts.Gate = nil
+	}
+	s.reader = dev.NewReader(opts, func(b *tap.Batch) {
 		frames := b.Frames
 		ifp.InputBatch(len(frames), func(i int) ([]byte, int64) { return frames[i].Data, frames[i].Time })
 		ifp.EndBatch()

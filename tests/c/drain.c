@@ -160,6 +160,9 @@ int main(int argc, char **argv) {
 			}
 		} else {
 			ssize_t n = read(fd, rbuf, blen);
+			/* A stop and continue (SIGSTOP, SIGCONT) interrupts the read
+			 * (see BUGS in bpf.4); nothing was consumed, read again. */
+			if (n < 0 && errno == EINTR) continue;
 			if (n < 0) { printf("read errno=%d\n", errno); return 1; }
 			walk(rbuf, (u_int)n);
 		}

@@ -1,0 +1,54 @@
+package tests
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bpffs/bpffs/internal/testenv"
+)
+
+// A program that stops reading for a moment (SIGSTOP) while a burst far
+// larger than its buffers arrives loses nothing: the frames wait in the
+// packet ring until it reads again. With holding back off (-maxhold 0) the
+// same burst overflows its buffers, which shows the burst is big enough.
+func TestFullDescriptorHoldsFramesInRing(t *testing.T) {
+	drainBin := reliabilityProgram(t, "drain")
+	pktgenBin := reliabilityProgram(t, "pktgen")
+	const burst = 3000 // 1514-byte frames; two 64 KiB buffers hold 84
+	for _, tc := range []struct {
+		maxHold   string
+		wantDrops bool
+	}{{"10s", false}, {"0", true}} {
+		t.Run("maxhold="+tc.maxHold, func(t *testing.T) {
+			e := startDaemon(t, 1, "-maxhold", tc.maxHold)
+			c := startProgram(t, drainBin, nil, e.Node("bpf"), e.Taps[0], "-b", "65536", "-q", "1000", "-v")
+			c.expect("ready blen=65536")
+			if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			stopped := true
+			defer func() {
+				if stopped {
+					c.cmd.Process.Signal(syscall.SIGCONT)
+				}
+			}()
+			gen := testenv.NetnsCommand(e.NS, pktgenBin, "-i", e.Taps[0], "-n", "3000", "-s", "1514")
+			if out, err := gen.CombinedOutput(); err != nil {
+				t.Fatalf("pktgen: %v\n%s", err, out)
+			}
+			// Let the daemon meet the full buffers (nothing asserts a time).
+			time.Sleep(100 * time.Millisecond)
+			c.cmd.Process.Signal(syscall.SIGCONT)
+			stopped = false
+			res := parseDrain(t, c.all())
+			t.Logf("maxhold=%s: packets=%d recv=%d drop=%d bad=%d; %q", tc.maxHold, res.Packets, res.Recv, res.Drop, res.Bad, e.SourceLines())
+			if res.Bad != 0 || res.Recv != burst || res.Packets+res.Drop != burst {
+				t.Fatalf("drain: %+v, want %d frames received, each captured or dropped", res, burst)
+			}
+			if tc.wantDrops != (res.Drop > 0) {
+				t.Fatalf("drop=%d with -maxhold %s", res.Drop, tc.maxHold)
+			}
+		})
+	}
+}
