@@ -76,7 +76,7 @@ func (ifp *Interface) DirectBurstEnd() { ifp.EndBatch() }
 // finishDirect turns n frame bytes already at start+recordHdrLen of the
 // store buffer into a record, or erases them when the filter rejects the
 // frame, so that the client's pages never show what it may not see. A fault
-// on the shared pages breaks the buffers, as in catchGuarded.
+// on the shared pages breaks the buffers, as in catchRunGuarded.
 func (d *Descriptor) finishDirect(ifp *Interface, start, n int, wallNanos int64) (wake bool) {
 	defer d.dropOnFault(debug.SetPanicOnFault(true), &wake)
 	m := d.zbuf

@@ -12,7 +12,7 @@
 // behind an atomic pointer, so the packet path takes no interface lock) and
 // hands the frames to each descriptor in turn; the descriptor, under its own
 // mutex taken once per batch, checks the direction, runs its read filter and
-// catches each frame into its BufferMode (catch.go, batch.go). Wake-ups are
+// catches each frame into its BufferMode (catch.go). Wake-ups are
 // only noted there; Interface.EndBatch performs them, at most one per
 // descriptor per batch, without holding any lock. Before a batch the reader
 // may ask Interface.Room how many frames can come before every descriptor

@@ -51,13 +51,13 @@ func (d *Descriptor) RotateZeroCopy() (addr uint64, length int, err error) {
 	return addr, length, nil
 }
 
-// catchGuarded is catchLocked for zero-copy buffers that are the client's
-// shared pages: if the client truncated the file behind them, writing the
+// catchRunGuarded is catchRun into zero-copy buffers that are the client's
+// shared pages: if the client truncated the file behind them, writing a
 // record faults; the fault is caught, the buffers are marked broken and the
-// packet counts as a drop — a client must never crash the daemon.
-func (d *Descriptor) catchGuarded(pkt []byte, snaplen uint32, nanos int64) (wake bool) {
+// frame that hit it counts as a drop — a client must never crash the daemon.
+func (d *Descriptor) catchRunGuarded(ifp *Interface, next *int, n int, frame func(int) ([]byte, int64)) (wake bool) {
 	defer d.dropOnFault(debug.SetPanicOnFault(true), &wake)
-	return d.catchLocked(pkt, snaplen, nanos)
+	return d.catchRun(ifp, next, n, frame)
 }
 
 // dropOnFault is deferred around writes into a client's shared pages, with
