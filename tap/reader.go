@@ -33,12 +33,13 @@ const (
 // these VMs that wake-up (an IPI to the other vCPU) costs the sending CPU
 // more than the frame itself; a reader that naps instead, like a NIC
 // moderating its interrupts, is found by no wake-up at all and collects
-// what queued meanwhile in one burst. It naps up to napsBeforeSleep times in
-// a row (about a millisecond), then blocks as usual, so an idle tap costs
-// nothing. The price is at most this much extra latency per burst.
+// what queued meanwhile in one burst. It naps for up to napBudget in a row,
+// then blocks as usual, so an idle tap costs nothing. The price is at most
+// this much extra latency per burst.
 const DefaultCoalesce = 50 * time.Microsecond
 
-// napsBeforeSleep bounds the naps that find nothing before the reader blocks.
+// napBudget bounds the time spent napping with nothing found before the
+// reader blocks.
 const napBudget = time.Millisecond
 
 // ReaderOptions tune a Reader; zero values select the defaults.
@@ -143,6 +144,7 @@ type Reader struct {
 	maxHold    time.Duration
 	noHold     bool          // a hold ran out: no more until the consumer shows room
 	nap        unix.Timespec // zero: never nap
+	holdNap    unix.Timespec // first naps of a hold: nap, or DefaultCoalesce without one
 	maxNaps    int
 	naps       int         // naps in a row that found nothing
 	ring       *packetRing // SourceRing only
@@ -175,8 +177,10 @@ func (d *Device) NewReader(opts ReaderOptions, handle func(*Batch)) *Reader {
 		wakeFD:    -1,
 		done:      make(chan struct{}),
 	}
+	r.holdNap = unix.NsecToTimespec(int64(DefaultCoalesce))
 	if opts.Coalesce > 0 {
 		r.nap = unix.NsecToTimespec(int64(opts.Coalesce))
+		r.holdNap = r.nap
 		r.maxNaps = max(1, int(napBudget/opts.Coalesce))
 	}
 	if handle == nil {
@@ -287,15 +291,13 @@ func (r *Reader) Run() error {
 // readBatch is one turn of Run: the whole per-batch hot path.
 func (r *Reader) readBatch() error {
 	b := r.pool.get()
+	var direct int
+	var err error
 	if r.ring != nil {
-		err := r.fillRing(b)
-		if len(b.Frames) > 0 {
-			r.handle(b)
-		}
-		b.Release()
-		return err
+		err = r.fillRing(b)
+	} else {
+		direct, err = r.fill(b)
 	}
-	direct, err := r.fill(b)
 	if direct > 0 || len(b.Frames) > 0 {
 		r.naps = 0
 	}

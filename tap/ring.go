@@ -27,8 +27,9 @@ const (
 	// sender's own context (as FreeBSD's bpf_mtap does in the driver), so
 	// the reader spends no system call per frame and sleeps in poll(2)
 	// only when the ring is empty. The tap's queue is then of no use and
-	// a drop-everything socket filter empties it: every frame also counts
-	// in the tap's tx_dropped, and losses are the ring's (SourceDrops).
+	// its transmit filter empties it (dropTapQueue): every frame also
+	// counts in the tap's tx_dropped, and losses are the ring's
+	// (SourceDrops).
 	SourceRing
 )
 
@@ -337,7 +338,7 @@ func (r *Reader) fillRing(b *Batch) error {
 			// for its Release (rare; poll would report the ring
 			// readable at once and spin).
 			p.heldStall.Add(1)
-			if err = r.sleep(time.Millisecond); err != nil {
+			if err = r.napFor(unix.NsecToTimespec(int64(time.Millisecond))); err != nil {
 				break
 			}
 			continue
@@ -351,7 +352,6 @@ func (r *Reader) fillRing(b *Batch) error {
 	}
 	b.Frames = frames
 	if n := len(frames); n > 0 {
-		r.naps = 0
 		r.batches.Add(1)
 		r.frames.Add(uint64(n))
 		r.bytes.Add(nbytes)
@@ -417,12 +417,8 @@ func (r *Reader) holdBack() error {
 	}
 	r.holds.Add(1)
 	r.heldNaps++
-	if r.heldNaps <= 20 || r.nap.Nsec == 0 {
-		ts := unix.NsecToTimespec(int64(DefaultCoalesce))
-		if r.nap.Nsec != 0 {
-			ts = r.nap
-		}
-		return r.napFor(ts)
+	if r.heldNaps <= 20 {
+		return r.napFor(r.holdNap)
 	}
 	return r.napFor(unix.NsecToTimespec(int64(time.Millisecond)))
 }
@@ -432,21 +428,6 @@ func (r *Reader) releaseHold() {
 	r.held = false
 	if lost := r.ring.sourceDrops() - r.heldDrops; lost > 0 {
 		r.gate.HeldBackDrops(lost)
-	}
-}
-
-// sleep waits for d or Stop.
-func (r *Reader) sleep(d time.Duration) error {
-	fds := r.pollFDs[1:2]
-	for {
-		_, err := unix.Poll(fds, int(d/time.Millisecond))
-		if err == unix.EINTR {
-			continue
-		}
-		if r.stopping.Load() || (err == nil && fds[0].Revents != 0) {
-			return errStopped
-		}
-		return nil
 	}
 }
 
@@ -471,7 +452,7 @@ func (r *Reader) ringPollErrors() error {
 	}
 	if r.pollFDs[2].Revents&bad != 0 && err == unix.EAGAIN {
 		// POLLERR without EBADFD: do not spin on it.
-		return r.sleep(10 * time.Millisecond)
+		return r.napFor(unix.NsecToTimespec(int64(10 * time.Millisecond)))
 	}
 	return nil
 }
