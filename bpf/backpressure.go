@@ -2,46 +2,52 @@ package bpf
 
 import "runtime/debug"
 
-// Holding frames back. When every descriptor that takes incoming frames has
-// both buffers full, the next frame would be dropped by all of them; a tap
-// reader with a deep kernel queue in front of it (the packet ring) can
-// instead leave the frames there until a client hands a buffer back, the
-// way a NIC leaves frames in its ring. The queue then adds its depth to the
+// Holding frames back. When a descriptor that takes incoming frames has
+// both buffers full, the next frame would be dropped by it; a tap reader
+// with a deep kernel queue in front of it (the packet ring) can instead
+// leave the frames there until the client hands a buffer back, the way a
+// NIC leaves frames in its ring. The queue then adds its depth to the
 // descriptors' buffers, which is what rides out a client that misses a
-// scheduling slot or two. Frames the queue itself loses while held back are
-// reported to the interface, which counts them as received and dropped by
-// each of those descriptors: exactly what bpf(4) would have counted had the
-// frames been offered and found no room.
+// scheduling slot or two (with 16 clients on two CPUs, a woken client can
+// wait longer than its 2 MiB buffer lasts). While other descriptors still
+// have room, the reader holds back only as long as the ring stays half
+// empty, so that the slow one never costs them a frame. Frames the queue
+// itself loses while held back are reported to the interface, which counts
+// them as received and dropped by each descriptor that takes incoming
+// frames: they were lost to all of them.
 //
 // Interface implements the tap package's Gate with these methods.
 
 // Room tells how many frames of the largest size the interface allows can
-// come now before the roomiest descriptor that takes incoming frames would
-// have to drop one: 0 means every such descriptor is full. Descriptors that
-// see only outgoing traffic do not count; with none left, the answer is
-// limit. It is at most limit, so that the question costs little.
-func (ifp *Interface) Room(limit int) int {
+// come now: least before the first descriptor that takes incoming frames
+// would have to drop one, most before the roomiest would (0 means every
+// such descriptor is full). Descriptors that see only outgoing traffic do
+// not count; with none left, both are limit. Both are at most limit, so
+// that the question costs little.
+func (ifp *Interface) Room(limit int) (least, most int) {
 	need := recordHdrLen + int(ifp.mtu.Load()) + 14 + 4
-	best, any := 0, false
+	least, most = limit, 0
+	any := false
 	for _, d := range *ifp.listeners.Load() {
 		n, takes := d.roomFor(ifp, need)
 		if !takes {
 			continue
 		}
 		any = true
-		if best = max(best, n); best >= limit {
-			return limit
+		least, most = min(least, n), max(most, n)
+		if least == 0 && most >= limit {
+			break
 		}
 	}
 	if !any {
-		return limit
+		return limit, limit
 	}
-	return best
+	return least, min(most, limit)
 }
 
 // HeldBackDrops counts n frames that the source lost while frames were held
-// back (Room was 0, so every descriptor taking incoming frames was full) as
-// received and dropped by each descriptor that takes incoming frames.
+// back (some descriptor taking incoming frames was full) as received and
+// dropped by each descriptor that takes incoming frames.
 func (ifp *Interface) HeldBackDrops(n uint64) {
 	for _, d := range *ifp.listeners.Load() {
 		d.mu.Lock()

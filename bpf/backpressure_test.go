@@ -13,8 +13,8 @@ func TestRoomIsExact(t *testing.T) {
 	big := ethFrame(1514, 1) // 14 + MTU 1500
 	// A 1514-byte frame takes a 1544-byte record slot (26 + 1514, word
 	// aligned, plus room for a 4-byte VLAN tag): 2 per buffer, 2 buffers.
-	if n := tb.ifp.Room(100); n != 4 {
-		t.Fatalf("Room = %d with both buffers empty, want 4", n)
+	if least, most := tb.ifp.Room(100); least != 4 || most != 4 {
+		t.Fatalf("Room = %d, %d with both buffers empty, want 4, 4", least, most)
 	}
 	for i := range 4 {
 		tb.ifp.Input(big, int64(i))
@@ -22,8 +22,8 @@ func TestRoomIsExact(t *testing.T) {
 	if s := d.Stats(); s.Drop != 0 {
 		t.Fatalf("%d drops within the room Room promised", s.Drop)
 	}
-	if n := tb.ifp.Room(100); n != 0 {
-		t.Fatalf("Room = %d with both buffers full, want 0", n)
+	if least, most := tb.ifp.Room(100); least != 0 || most != 0 {
+		t.Fatalf("Room = %d, %d with both buffers full, want 0, 0", least, most)
 	}
 	tb.ifp.Input(big, 5)
 	if s := d.Stats(); s.Drop != 1 {
@@ -32,39 +32,43 @@ func TestRoomIsExact(t *testing.T) {
 	if _, err := d.Read(context.Background(), 4096, true, func([]byte) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if n := tb.ifp.Room(100); n != 2 {
-		t.Errorf("Room = %d after the hold buffer was read, want 2", n)
+	if least, most := tb.ifp.Room(100); least != 2 || most != 2 {
+		t.Errorf("Room = %d, %d after the hold buffer was read, want 2, 2", least, most)
 	}
-	if n := tb.ifp.Room(1); n != 1 {
-		t.Errorf("Room(1) = %d, want the limit 1", n)
+	if least, most := tb.ifp.Room(1); least != 1 || most != 1 {
+		t.Errorf("Room(1) = %d, %d, want the limit 1, 1", least, most)
 	}
 }
 
-// The roomiest descriptor decides (one slow reader must not hold frames back
-// from the others); descriptors that take no incoming frames do not count,
-// and without any taker the answer is the limit.
+// Room reports both the fullest and the roomiest descriptor (the reader
+// holds back for the first only while its ring has depth to spare for the
+// others); descriptors that take no incoming frames do not count, and
+// without any taker the answer is the limit.
 func TestRoomOfSeveralDescriptors(t *testing.T) {
 	tb := newTestBed(t)
-	if n := tb.ifp.Room(64); n != 64 {
-		t.Fatalf("Room = %d with no descriptor, want the limit", n)
+	if least, most := tb.ifp.Room(64); least != 64 || most != 64 {
+		t.Fatalf("Room = %d, %d with no descriptor, want the limit", least, most)
 	}
 	out, _ := tb.attached(4096)
 	if err := out.SetDirection(DirectionOut); err != nil {
 		t.Fatal(err)
 	}
-	if n := tb.ifp.Room(64); n != 64 {
-		t.Fatalf("Room = %d with an outgoing-only descriptor, want the limit", n)
+	if least, most := tb.ifp.Room(64); least != 64 || most != 64 {
+		t.Fatalf("Room = %d, %d with an outgoing-only descriptor, want the limit", least, most)
 	}
 	full, _ := tb.attached(4096)
 	for i := range 4 {
 		tb.ifp.Input(ethFrame(1514, 1), int64(i))
 	}
-	if n := tb.ifp.Room(64); n != 0 {
-		t.Fatalf("Room = %d with the only taker full, want 0", n)
+	if least, most := tb.ifp.Room(64); least != 0 || most != 0 {
+		t.Fatalf("Room = %d, %d with the only taker full, want 0, 0", least, most)
 	}
 	roomy, _ := tb.attached(32768)
-	if n := tb.ifp.Room(64); n != 42 {
-		t.Fatalf("Room = %d with a 32 KiB taker beside a full one, want 42", n)
+	if least, most := tb.ifp.Room(64); least != 0 || most != 42 {
+		t.Fatalf("Room = %d, %d with a 32 KiB taker beside a full one, want 0, 42", least, most)
+	}
+	if least, most := tb.ifp.Room(10); least != 0 || most != 10 {
+		t.Fatalf("Room(10) = %d, %d beside a full one, want 0, 10", least, most)
 	}
 
 	tb.ifp.HeldBackDrops(7)

@@ -15,8 +15,9 @@
 // catches each frame into its BufferMode (catch.go). Wake-ups are
 // only noted there; Interface.EndBatch performs them, at most one per
 // descriptor per batch, without holding any lock. Before a batch the reader
-// may ask Interface.Room how many frames can come before every descriptor
-// would drop one, and leave the rest in its ring (backpressure.go).
+// may ask Interface.Room how many frames can come before the first and the
+// last descriptor would drop one, and leave the rest in its ring
+// (backpressure.go).
 //
 // Time: frames carry a CLOCK_REALTIME timestamp in nanoseconds. Time since
 // boot (BPF_T_MONOTONIC) is derived by subtracting the boot instant expressed

@@ -143,6 +143,7 @@ type Reader struct {
 	heldSince  time.Time
 	maxHold    time.Duration
 	noHold     bool          // a hold ran out: no more until the consumer shows room
+	othersWait bool          // holding back for one consumer while others have room
 	nap        unix.Timespec // zero: never nap
 	holdNap    unix.Timespec // first naps of a hold: nap, or DefaultCoalesce without one
 	maxNaps    int

@@ -236,6 +236,19 @@ func (p *packetRing) take() (frame []byte, wallNanos int64, slot int, ok, stalle
 	}
 }
 
+// backlogAtLeast tells whether at least n frames wait in the ring ahead of
+// the reader. The kernel fills slots in order, so the n-th slot from the
+// reader's position holding a frame means every slot before it does; a
+// slot a batch still holds is behind the reader and means the ring has
+// wrapped onto it, which is as full as it gets.
+func (p *packetRing) backlogAtLeast(n int) bool {
+	if n <= 0 {
+		return true
+	}
+	slot := (p.next + min(n, p.slots) - 1) % p.slots
+	return p.held[slot].Load() || atomic.LoadUint32(&p.header(slot).Status)&unix.TP_STATUS_USER != 0
+}
+
 // sourceDrops reads the kernel's drop counter (which resets on every read)
 // into the running total.
 func (p *packetRing) sourceDrops() uint64 {
@@ -364,10 +377,12 @@ func (r *Reader) fillRing(b *Batch) error {
 // implements it.
 type Gate interface {
 	// Room tells how many frames (of the largest size) can be handed up
-	// before one would be dropped for lack of room, at most limit; 0
-	// holds frames back. The reader asks again once it has handed up
-	// that many.
-	Room(limit int) int
+	// before the first consumer would drop one for lack of room (least)
+	// and before the last would (most), each at most limit. The reader
+	// asks again once it has handed up that many. least 0 holds frames
+	// back; while most is not 0 (someone still has room) only as long
+	// as the ring stays at least half empty.
+	Room(limit int) (least, most int)
 	// HeldBackDrops reports n frames that the ring dropped (it was full)
 	// while frames were held back.
 	HeldBackDrops(n uint64)
@@ -384,29 +399,39 @@ const DefaultMaxHold = 50 * time.Millisecond
 // gateRoom asks the gate how many frames may come before it is asked again;
 // 0 means hold frames back now.
 func (r *Reader) gateRoom() int {
-	room := r.gate.Room(r.maxFrames)
+	least, most := r.gate.Room(r.maxFrames)
 	switch {
-	case room > 0:
+	case least > 0:
 		r.noHold = false
 		if r.held {
 			r.releaseHold()
 		}
-		return room
+		return least
 	case r.noHold:
-		return r.maxFrames
 	case r.held && time.Since(r.heldSince) > r.maxHold:
 		r.releaseHold()
 		r.holdsExpired.Add(1)
 		r.noHold = true
-		return r.maxFrames
+	case most > 0 && r.ring.backlogAtLeast(r.ring.slots/2):
+		// Holding on for the full consumer would soon cost the others
+		// frames the ring drops. Frames flow for now; the hold and its
+		// clock go on, so that a consumer that stays full still runs
+		// out of MaxHold.
+	default:
+		r.othersWait = most > 0
+		return 0
 	}
-	return 0
+	if most > 0 {
+		return most
+	}
+	return r.maxFrames
 }
 
 // holdBack naps while the gate is blocked: briefly at first, as a client
 // that was woken takes a buffer back within microseconds, then a
 // millisecond at a time so that a client that stopped reading costs
-// little.
+// little. While other consumers wait for the frames, the naps stay brief:
+// the ring's backlog must be seen before it costs them frames.
 func (r *Reader) holdBack() error {
 	if !r.held {
 		r.held = true
@@ -417,7 +442,7 @@ func (r *Reader) holdBack() error {
 	}
 	r.holds.Add(1)
 	r.heldNaps++
-	if r.heldNaps <= 20 {
+	if r.heldNaps <= 20 || r.othersWait {
 		return r.napFor(r.holdNap)
 	}
 	return r.napFor(unix.NsecToTimespec(int64(time.Millisecond)))

@@ -5,6 +5,7 @@ package tap
 import (
 	"bytes"
 	"encoding/binary"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,17 +205,22 @@ func TestRingRetainedBatchKeepsSlots(t *testing.T) {
 	}
 }
 
-// gate is a Gate the test opens and closes.
+// gate is a Gate the test opens and closes. Closed, it has one full
+// consumer; with others set, other consumers still have room.
 type testGate struct {
 	open     atomic.Bool
+	others   atomic.Bool
 	heldDrop atomic.Uint64
 }
 
-func (g *testGate) Room(limit int) int {
-	if g.open.Load() {
-		return limit
+func (g *testGate) Room(limit int) (least, most int) {
+	switch {
+	case g.open.Load():
+		return limit, limit
+	case g.others.Load():
+		return 0, limit
 	}
-	return 0
+	return 0, 0
 }
 
 func (g *testGate) HeldBackDrops(n uint64) { g.heldDrop.Add(n) }
@@ -283,6 +289,75 @@ func TestRingHoldsFramesBack(t *testing.T) {
 	})
 	if s := r.Stats(); s.SourceDrops == 0 {
 		t.Fatalf("no ring drops with 3000 frames held back in 1024 slots: %+v", s)
+	}
+}
+
+// A full consumer beside others with room: frames wait in the ring only
+// while it is less than half full, so that the others do not lose frames to
+// the hold; once the full consumer has room again, everything arrives in
+// order.
+func TestRingHoldsBackForOneOfSeveral(t *testing.T) {
+	ns := quietNetns(t)
+	d := openTap(t, Config{Name: testenv.UniqueName("tapo"), Netns: ns})
+	sender := packetSender(t, ns, d.Index())
+	g := &testGate{}
+	g.others.Store(true)
+	var handedUp atomic.Int64
+	var mu sync.Mutex
+	var got []uint16
+	r := d.NewReader(ReaderOptions{Source: SourceRing, RingBytes: 2 << 20, Gate: g, MaxHold: time.Hour}, func(b *Batch) {
+		mu.Lock()
+		for _, f := range b.Frames {
+			got = append(got, binary.BigEndian.Uint16(f.Data[18:20]))
+		}
+		mu.Unlock()
+		handedUp.Add(int64(len(b.Frames)))
+	})
+	runUntilCleanup(t, r)
+	const slots = 1024 // 2 MiB of 2 KiB slots
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			if _, err := unix.Write(sender, udpFrame(t, 64, uint16(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: handed up %d, stats %+v", what, handedUp.Load(), r.Stats())
+			}
+		}
+	}
+
+	send(0, slots/2-100)
+	waitFor("the reader to hold back", func() bool { return r.Stats().Holds > 20 })
+	if n := handedUp.Load(); n != 0 {
+		t.Fatalf("%d frames handed up with the ring under half full", n)
+	}
+	// Twice the ring, at a pace the reader can see (a burst faster than
+	// its naps could overflow any ring): without the half-full rule
+	// most would be lost.
+	for sent := slots/2 - 100; sent < 2*slots; sent += 64 {
+		to := min(sent+64, 2*slots)
+		send(sent, to)
+		waitFor("frames to flow past the full consumer", func() bool { return handedUp.Load() >= int64(to-slots/2) })
+	}
+	if n := handedUp.Load(); n == 2*slots {
+		t.Fatalf("all %d frames handed up: nothing was held back", n)
+	}
+	if s := r.Stats(); s.SourceDrops != 0 || g.heldDrop.Load() != 0 {
+		t.Fatalf("ring drops while holding for one consumer of several: %+v", s)
+	}
+	g.open.Store(true)
+	waitFor("every frame", func() bool { return handedUp.Load() == 2*slots })
+	mu.Lock()
+	defer mu.Unlock()
+	for i, id := range got {
+		if int(id) != i {
+			t.Fatalf("frame %d has id %d: order lost", i, id)
+		}
 	}
 }
 

@@ -52,3 +52,43 @@ func TestFullDescriptorHoldsFramesInRing(t *testing.T) {
 		})
 	}
 }
+
+// A program that stops reading holds frames back for the others on its tap
+// only for -maxhold (default 50ms): then they flow, the program that reads
+// gets every one, and the stopped one counts the frames it missed as drops.
+func TestStoppedReaderDelaysOthersOnly(t *testing.T) {
+	drainBin := reliabilityProgram(t, "drain")
+	pktgenBin := reliabilityProgram(t, "pktgen")
+	// 1514-byte frames: the stopped reader's two 64 KiB buffers hold 84,
+	// the other's two 2 MiB zero-copy buffers all of them.
+	const burst = 2500
+	e := startDaemon(t, 1)
+	stoppedC := startProgram(t, drainBin, nil, e.Node("bpf"), e.Taps[0], "-b", "65536", "-q", "1000", "-v")
+	stoppedC.expect("ready blen=65536")
+	reading := startProgram(t, drainBin, nil, e.Node("bpf"), e.Taps[0], "-z", "-q", "1000", "-v")
+	reading.expect("ready")
+	if err := stoppedC.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			stoppedC.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	gen := testenv.NetnsCommand(e.NS, pktgenBin, "-i", e.Taps[0], "-n", "2500", "-s", "1514")
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("pktgen: %v\n%s", err, out)
+	}
+	got := parseDrain(t, reading.all())
+	stoppedC.cmd.Process.Signal(syscall.SIGCONT)
+	stopped = false
+	missed := parseDrain(t, stoppedC.all())
+	t.Logf("reading: %+v; stopped: %+v; %q", got, missed, e.SourceLines())
+	if got.Bad != 0 || got.Packets != burst || got.Drop != 0 {
+		t.Fatalf("the reading program: %+v, want all %d frames and no drop", got, burst)
+	}
+	if missed.Bad != 0 || missed.Recv != burst || missed.Packets+missed.Drop != burst || missed.Drop == 0 {
+		t.Fatalf("the stopped program: %+v, want %d received, each captured or dropped, some dropped", missed, burst)
+	}
+}

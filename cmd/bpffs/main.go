@@ -76,7 +76,7 @@ func parseFlags(args []string) (*options, error) {
 	source := fs.String("source", "ring", "how frames are taken from the taps: ring (an AF_PACKET ring on the tap: no system call per frame) or read (read(2) of the tap's own queue, one per frame)")
 	fs.IntVar(&o.ringBytes, "ringsize", tap.DefaultRingBytes, "bytes of packet ring per tap with -source ring")
 	fs.DurationVar(&o.coalesce, "coalesce", tap.DefaultCoalesce, "how long a tap reader naps when the tap runs dry under load, instead of being woken per frame (0: never nap)")
-	fs.DurationVar(&o.maxHold, "maxhold", tap.DefaultMaxHold, "with -source ring, how long frames may wait in the ring while every descriptor is full (0: never; they are dropped at once)")
+	fs.DurationVar(&o.maxHold, "maxhold", tap.DefaultMaxHold, "with -source ring, how long frames may wait in the ring while a descriptor is full (0: never; they are dropped at once)")
 	fs.IntVar(&o.maxOpen, "maxdescriptors", 1024, "most files open at once on the mount; one more open fails with ENFILE (0: no limit)")
 	fs.Int64Var(&o.maxBufMem, "maxbufmem", 256<<20, "most buffer memory all descriptors together may hold; beyond it BIOCSBLEN, BIOCSETIF and BIOCSETZBUF fail with ENOBUFS (0: no limit)")
 	fs.Usage = func() {
