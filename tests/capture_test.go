@@ -107,16 +107,25 @@ func TestCaptureRecordsByteByByte(t *testing.T) {
 	}
 }
 
+// The filter's result sets the snap length, with the program translated to
+// machine code (the default) and interpreted (-jit=false).
 func TestCaptureSnaplenFromFilter(t *testing.T) {
-	e := startDaemon(t, 1)
-	c := e.client("capture", e.Node("bpf"), e.Taps[0], "2", "-i", "-f", "snap64")
-	c.expect("ready")
-	e.SendUDP(2, 500)
-	recs, _ := parseRecords(t, c.all())
-	for _, r := range recs {
-		if r.caplen != 64 || r.datalen != 14+20+8+500 {
-			t.Errorf("caplen %d datalen %d, want 64 and %d", r.caplen, r.datalen, 14+20+8+500)
-		}
+	for _, jit := range []string{"true", "false"} {
+		t.Run("jit="+jit, func(t *testing.T) {
+			e := startDaemon(t, 1, "-jit="+jit)
+			c := e.client("capture", e.Node("bpf"), e.Taps[0], "2", "-i", "-f", "snap64")
+			c.expect("ready")
+			e.SendUDP(2, 500)
+			recs, _ := parseRecords(t, c.all())
+			if len(recs) != 2 {
+				t.Fatalf("%d records, want 2", len(recs))
+			}
+			for _, r := range recs {
+				if r.caplen != 64 || r.datalen != 14+20+8+500 {
+					t.Errorf("caplen %d datalen %d, want 64 and %d", r.caplen, r.datalen, 14+20+8+500)
+				}
+			}
+		})
 	}
 }
 

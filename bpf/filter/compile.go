@@ -1,5 +1,7 @@
 package filter
 
+import "sync/atomic"
+
 // opKind is an operation of the pre-decoded program. The values are dense,
 // starting at zero, so that the interpreter's switch compiles to a jump
 // table. opRetK is zero on purpose: a zero op is "ret #0", which makes the
@@ -248,12 +250,32 @@ type Program struct {
 	// masked program counter instead of a bounds check; slots past the
 	// program are zero, which is "ret #0". nil for the empty program.
 	ops *[MaxInstructions]op
+	// jit is the program translated to machine code (amd64), which Run
+	// prefers; nil where there is none or SetJIT turned it off.
+	jit *jitCode
+	// usesScratch tells whether the program reads or writes the scratch
+	// memory, which the machine code then needs zeroed.
+	usesScratch bool
 }
+
+// jitEnabled is SetJIT's switch.
+var jitEnabled atomic.Bool
+
+func init() { jitEnabled.Store(true) }
+
+// SetJIT chooses whether programs compiled from now on also get a machine
+// code translation (on amd64; elsewhere there is none). It is on by
+// default; the interpreter gives the same results, more slowly.
+func SetJIT(enabled bool) { jitEnabled.Store(enabled) }
 
 // Compile validates insns and prepares them for Run. An empty program is
 // valid and accepts every packet whole.
 func Compile(insns []Instruction) (*Program, error) {
-	return compile(insns, true)
+	p, err := compile(insns, true)
+	if err == nil && p.ops != nil && jitEnabled.Load() {
+		p.jit = newJIT(insns)
+	}
+	return p, err
 }
 
 // compile is Compile with fusion optional, so that tests can check every
@@ -282,6 +304,10 @@ func compile(insns []Instruction, fuse bool) (*Program, error) {
 			o.jf = uint16(next + uint32(insn.Jf))
 		}
 		ops[i] = o
+		switch o.kind {
+		case opLdMem, opLdxMem, opSt, opStx:
+			p.usesScratch = true
+		}
 	}
 	if fuse {
 		fuseOps(ops, len(insns))

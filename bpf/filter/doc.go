@@ -16,6 +16,16 @@
 // whose false branch is another jeq. A typical filter then needs about a
 // third of the dispatches. Run never allocates.
 //
+// On amd64, Compile also translates the program into machine code (the
+// way FreeBSD's bpf_jitter does) in a mapping of its own that is never
+// writable and executable at once and goes when the Program is collected;
+// Run then calls that instead, through a small assembly trampoline. The
+// translation keeps A and X in registers, checks every packet load against
+// the captured length as the interpreter does, and uses no stack, so the
+// Go runtime never sees it. The interpreter's results are the reference:
+// the tests and fuzz targets run every program both ways. SetJIT turns the
+// translation off for programs compiled afterwards.
+//
 // Execution follows FreeBSD's interpreter: A, X and the scratch memory start
 // at zero, arithmetic is unsigned 32-bit with wrap-around, half-word and word
 // loads are big-endian, any load that reaches past the captured bytes

@@ -208,13 +208,9 @@ func FuzzDifferential(f *testing.F) {
 		if err != nil {
 			t.Fatalf("x/net Run: %v\n%v", err, insns)
 		}
-		for _, fuse := range []bool{true, false} {
-			p, err := compile(insns, fuse)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := p.Run(pkt, uint32(len(pkt))); uint64(got) != uint64(want) {
-				t.Fatalf("fuse=%v: Run = %#x, x/net = %#x\nprogram %v\npacket %x", fuse, got, want, insns, pkt)
+		for _, e := range engines(t, insns) {
+			if got := e.p.Run(pkt, uint32(len(pkt))); uint64(got) != uint64(want) {
+				t.Fatalf("%s: Run = %#x, x/net = %#x\nprogram %v\npacket %x", e.name, got, want, insns, pkt)
 			}
 		}
 	})
@@ -255,6 +251,16 @@ func FuzzRun(f *testing.F) {
 		}
 		if got := fused.Run(padded, wireLen); got != want {
 			t.Fatalf("fused Run read past len(pkt): %#x, want %#x", got, want)
+		}
+		if jit := mustCompile(t, insns); jit.jit != nil {
+			if got := jit.Run(exact, wireLen); got != want {
+				t.Fatalf("machine code Run = %#x, plain %#x\nprogram %v\npacket %x", got, want, insns, pkt)
+			}
+			if got := jit.Run(padded, wireLen); got != want {
+				t.Fatalf("machine code Run read past len(pkt): %#x, want %#x", got, want)
+			}
+		} else if hasJIT && len(insns) > 0 {
+			t.Fatal("Compile gave no machine code")
 		}
 	})
 }

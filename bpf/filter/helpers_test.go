@@ -94,3 +94,36 @@ func mustXnetVM(tb testing.TB, insns []Instruction) *bpf.VM {
 	}
 	return vm
 }
+
+// engine is one way of running a program.
+type engine struct {
+	name string
+	p    *Program
+}
+
+// engines compiles prog for each way Run can execute it: the interpreter
+// with and without fused operations, and the machine code where the
+// architecture has it (required there, so that a failed translation cannot
+// hide behind the interpreter).
+func engines(tb testing.TB, prog []Instruction) []engine {
+	tb.Helper()
+	var out []engine
+	for _, fuse := range []bool{true, false} {
+		p, err := compile(prog, fuse)
+		if err != nil {
+			tb.Fatalf("compile(fuse=%v): %v", fuse, err)
+		}
+		name := "plain"
+		if fuse {
+			name = "fused"
+		}
+		out = append(out, engine{name, p})
+	}
+	if p := mustCompile(tb, prog); hasJIT && len(prog) > 0 {
+		if p.jit == nil {
+			tb.Fatal("Compile gave no machine code")
+		}
+		out = append(out, engine{"jit", p})
+	}
+	return out
+}

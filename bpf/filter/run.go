@@ -53,6 +53,14 @@ func (p *Program) Run(pkt []byte, wireLen uint32) uint32 {
 	if p == nil || p.ops == nil {
 		return acceptAll
 	}
+	if p.jit != nil && len(pkt) <= maxJITPacket {
+		return p.runJIT(pkt, wireLen)
+	}
+	return p.interpret(pkt, wireLen)
+}
+
+// interpret is Run without machine code.
+func (p *Program) interpret(pkt []byte, wireLen uint32) uint32 {
 	ops := p.ops
 	// Dropping the spare capacity spares loadWord's re-slicing a masking
 	// step against cap and the loop a register shuffle per dispatch.

@@ -151,13 +151,9 @@ var runCases = []runCase{
 func TestRun(t *testing.T) {
 	for _, tc := range runCases {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, fuse := range []bool{true, false} {
-				p, err := compile(tc.prog, fuse)
-				if err != nil {
-					t.Fatalf("compile(fuse=%v): %v", fuse, err)
-				}
-				if got := p.Run(tc.pkt, tc.wireLen); got != tc.want {
-					t.Errorf("Run(fuse=%v) = %#x, want %#x", fuse, got, tc.want)
+			for _, e := range engines(t, tc.prog) {
+				if got := e.p.Run(tc.pkt, tc.wireLen); got != tc.want {
+					t.Errorf("Run(%s) = %#x, want %#x", e.name, got, tc.want)
 				}
 			}
 		})

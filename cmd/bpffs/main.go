@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bpffs/bpffs/bpf"
+	"github.com/bpffs/bpffs/bpf/filter"
 	"github.com/bpffs/bpffs/devfs"
 	"github.com/bpffs/bpffs/devfs/fuse"
 	"github.com/bpffs/bpffs/tap"
@@ -37,6 +38,7 @@ type options struct {
 	ringBytes  int
 	coalesce   time.Duration
 	maxHold    time.Duration
+	jit        bool
 	maxOpen    int
 	maxBufMem  int64
 	mountPoint string
@@ -77,6 +79,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.ringBytes, "ringsize", tap.DefaultRingBytes, "bytes of packet ring per tap with -source ring")
 	fs.DurationVar(&o.coalesce, "coalesce", tap.DefaultCoalesce, "how long a tap reader naps when the tap runs dry under load, instead of being woken per frame (0: never nap)")
 	fs.DurationVar(&o.maxHold, "maxhold", tap.DefaultMaxHold, "with -source ring, how long frames may wait in the ring while a descriptor is full (0: never; they are dropped at once)")
+	fs.BoolVar(&o.jit, "jit", true, "translate filter programs to machine code (amd64; false: interpret them, as on other architectures)")
 	fs.IntVar(&o.maxOpen, "maxdescriptors", 1024, "most files open at once on the mount; one more open fails with ENFILE (0: no limit)")
 	fs.Int64Var(&o.maxBufMem, "maxbufmem", 256<<20, "most buffer memory all descriptors together may hold; beyond it BIOCSBLEN, BIOCSETIF and BIOCSETZBUF fail with ENOBUFS (0: no limit)")
 	fs.Usage = func() {
@@ -157,6 +160,7 @@ func run(o *options) error {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		return errors.New("no /dev/fuse: load the fuse module (modprobe fuse)")
 	}
+	filter.SetJIT(o.jit)
 	registry := bpf.NewRegistry()
 	var taps []*served
 	defer func() {
