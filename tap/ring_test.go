@@ -225,6 +225,27 @@ func (g *testGate) Room(limit int) (least, most int) {
 
 func (g *testGate) HeldBackDrops(n uint64) { g.heldDrop.Add(n) }
 
+// sendNumbered sends 64-byte frames whose IPv4 ids run from from to to-1.
+func sendNumbered(t *testing.T, sender, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if _, err := unix.Write(sender, udpFrame(t, 64, uint16(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitForReader waits up to 10 s for cond, failing with the reader's
+// statistics.
+func waitForReader(t *testing.T, r *Reader, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: stats %+v", what, r.Stats())
+		}
+	}
+}
+
 // A closed gate keeps frames in the ring: none is handed up, none is lost
 // while the ring has room, and they all come, in order, once it opens. What
 // the ring loses while frames are held back is reported to the gate.
@@ -245,21 +266,8 @@ func TestRingHoldsFramesBack(t *testing.T) {
 		}
 	})
 	runUntilCleanup(t, r)
-	send := func(from, to int) {
-		for i := from; i < to; i++ {
-			if _, err := unix.Write(sender, udpFrame(t, 64, uint16(i))); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: stats %+v", what, r.Stats())
-			}
-		}
-	}
+	send := func(from, to int) { sendNumbered(t, sender, from, to) }
+	waitFor := func(what string, cond func() bool) { waitForReader(t, r, what, cond) }
 
 	send(0, 500)
 	waitFor("the reader to hold back", func() bool { return r.Stats().Holds > 20 })
@@ -315,21 +323,8 @@ func TestRingHoldsBackForOneOfSeveral(t *testing.T) {
 	})
 	runUntilCleanup(t, r)
 	const slots = 1024 // 2 MiB of 2 KiB slots
-	send := func(from, to int) {
-		for i := from; i < to; i++ {
-			if _, err := unix.Write(sender, udpFrame(t, 64, uint16(i))); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: handed up %d, stats %+v", what, handedUp.Load(), r.Stats())
-			}
-		}
-	}
+	send := func(from, to int) { sendNumbered(t, sender, from, to) }
+	waitFor := func(what string, cond func() bool) { waitForReader(t, r, what, cond) }
 
 	send(0, slots/2-100)
 	waitFor("the reader to hold back", func() bool { return r.Stats().Holds > 20 })

@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,23 +26,11 @@ func TestFullDescriptorHoldsFramesInRing(t *testing.T) {
 			e := startDaemon(t, 1, "-maxhold", tc.maxHold)
 			c := startProgram(t, drainBin, nil, e.Node("bpf"), e.Taps[0], "-b", "65536", "-q", "1000", "-v")
 			c.expect("ready blen=65536")
-			if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-				t.Fatal(err)
-			}
-			stopped := true
-			defer func() {
-				if stopped {
-					c.cmd.Process.Signal(syscall.SIGCONT)
-				}
-			}()
-			gen := testenv.NetnsCommand(e.NS, pktgenBin, "-i", e.Taps[0], "-n", "3000", "-s", "1514")
-			if out, err := gen.CombinedOutput(); err != nil {
-				t.Fatalf("pktgen: %v\n%s", err, out)
-			}
+			resume := stopProgram(t, c)
+			sendFullSize(t, e, pktgenBin, burst)
 			// Let the daemon meet the full buffers (nothing asserts a time).
 			time.Sleep(100 * time.Millisecond)
-			c.cmd.Process.Signal(syscall.SIGCONT)
-			stopped = false
+			resume()
 			res := parseDrain(t, c.all())
 			t.Logf("maxhold=%s: packets=%d recv=%d drop=%d bad=%d; %q", tc.maxHold, res.Packets, res.Recv, res.Drop, res.Bad, e.SourceLines())
 			if res.Bad != 0 || res.Recv != burst || res.Packets+res.Drop != burst {
@@ -67,22 +57,10 @@ func TestStoppedReaderDelaysOthersOnly(t *testing.T) {
 	stoppedC.expect("ready blen=65536")
 	reading := startProgram(t, drainBin, nil, e.Node("bpf"), e.Taps[0], "-z", "-q", "1000", "-v")
 	reading.expect("ready")
-	if err := stoppedC.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	stopped := true
-	defer func() {
-		if stopped {
-			stoppedC.cmd.Process.Signal(syscall.SIGCONT)
-		}
-	}()
-	gen := testenv.NetnsCommand(e.NS, pktgenBin, "-i", e.Taps[0], "-n", "2500", "-s", "1514")
-	if out, err := gen.CombinedOutput(); err != nil {
-		t.Fatalf("pktgen: %v\n%s", err, out)
-	}
+	resume := stopProgram(t, stoppedC)
+	sendFullSize(t, e, pktgenBin, burst)
 	got := parseDrain(t, reading.all())
-	stoppedC.cmd.Process.Signal(syscall.SIGCONT)
-	stopped = false
+	resume()
 	missed := parseDrain(t, stoppedC.all())
 	t.Logf("reading: %+v; stopped: %+v; %q", got, missed, e.SourceLines())
 	if got.Bad != 0 || got.Packets != burst || got.Drop != 0 {
@@ -90,5 +68,28 @@ func TestStoppedReaderDelaysOthersOnly(t *testing.T) {
 	}
 	if missed.Bad != 0 || missed.Recv != burst || missed.Packets+missed.Drop != burst || missed.Drop == 0 {
 		t.Fatalf("the stopped program: %+v, want %d received, each captured or dropped, some dropped", missed, burst)
+	}
+}
+
+// stopProgram stops c with SIGSTOP until the returned resume is called, or
+// the test ends.
+func stopProgram(t *testing.T, c *client) (resume func()) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	resume = func() { once.Do(func() { c.cmd.Process.Signal(syscall.SIGCONT) }) }
+	t.Cleanup(resume)
+	return resume
+}
+
+// sendFullSize sends n 1514-byte frames from the test's namespace through
+// the daemon's first tap.
+func sendFullSize(t *testing.T, e *env, pktgenBin string, n int) {
+	t.Helper()
+	gen := testenv.NetnsCommand(e.NS, pktgenBin, "-i", e.Taps[0], "-n", strconv.Itoa(n), "-s", "1514")
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("pktgen: %v\n%s", err, out)
 	}
 }
