@@ -21,8 +21,9 @@
 // writable and executable at once and goes when the Program is collected;
 // Run then calls that instead, through a small assembly trampoline. The
 // translation keeps A and X in registers, checks every packet load against
-// the captured length as the interpreter does, and uses no stack, so the
-// Go runtime never sees it. The interpreter's results are the reference:
+// the captured length as the interpreter does, and uses no stack beyond its
+// return address, so the Go runtime never sees it. At most 64 MiB of such
+// code is mapped at once; programs beyond that are interpreted. The interpreter's results are the reference:
 // the tests and fuzz targets run every program both ways. SetJIT turns the
 // translation off for programs compiled afterwards.
 //

@@ -1,9 +1,12 @@
+//go:build amd64 && linux
+
 package filter
 
 import (
 	"encoding/binary"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -18,7 +21,11 @@ import (
 //
 // Every write to A or X is a 32-bit operation, so their upper halves are
 // always zero and RCX can take part in 64-bit address arithmetic as is.
-// Nothing else is touched: no stack, no R14 (Go's g), no X15.
+// Nothing else is touched: no R14 (Go's g), no X15, and no stack beyond the
+// return address the CALL left. That last rule also keeps fault recovery
+// working: a load from a client's shared page that faults (the file behind
+// it was truncated) becomes a Go panic only because the runtime, finding
+// that return address at SP, takes the fault for a call made from jitCall.
 
 // jitCall runs generated code (jit_amd64.s).
 //
@@ -36,8 +43,7 @@ type jitCode struct {
 	entry uintptr
 }
 
-// runJIT is Run through the machine code. It is small enough to be
-// inlined into Run, which saves a call on every packet.
+// runJIT is Run through the machine code.
 func (p *Program) runJIT(pkt []byte, wireLen uint32) uint32 {
 	if p.usesScratch {
 		return p.runJITScratch(pkt, wireLen)
@@ -57,24 +63,43 @@ func (p *Program) runJITScratch(pkt []byte, wireLen uint32) uint32 {
 	return r
 }
 
+// jitLimit bounds the bytes of machine code mapped at once (jitMapped). The mappings are
+// outside the Go heap, so the collector neither counts them nor hurries to
+// free them: without a bound, a client replacing its filters in a loop
+// could pile up megabytes of them between two collections. Programs
+// compiled beyond it are interpreted. 1024 descriptors with a read and a
+// write filter of the longest kind (4 pages each) need 32 MiB.
+var jitMapped, jitLimit atomic.Int64
+
+func init() { jitLimit.Store(64 << 20) }
+
 // newJIT translates a valid program and maps the result executable. It
 // returns nil (the interpreter then runs the program) if the memory cannot
 // be had.
 func newJIT(insns []Instruction) *jitCode {
 	text := assemble(insns)
 	size := (len(text) + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
+	if jitMapped.Add(int64(size)) > jitLimit.Load() {
+		jitMapped.Add(-int64(size))
+		return nil
+	}
 	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
+		jitMapped.Add(-int64(size))
 		return nil
 	}
 	copy(mem, text)
 	// Never writable and executable at once.
 	if err := unix.Mprotect(mem, unix.PROT_READ|unix.PROT_EXEC); err != nil {
 		unix.Munmap(mem)
+		jitMapped.Add(-int64(size))
 		return nil
 	}
 	code := &jitCode{mem: mem, entry: uintptr(unsafe.Pointer(&mem[0]))}
-	runtime.AddCleanup(code, func(mem []byte) { unix.Munmap(mem) }, mem)
+	runtime.AddCleanup(code, func(mem []byte) {
+		unix.Munmap(mem)
+		jitMapped.Add(-int64(len(mem)))
+	}, mem)
 	return code
 }
 
@@ -147,6 +172,9 @@ func (a *asm) checkInd(k uint32, size byte) {
 // emits everything and a second patches the jump displacements.
 func assemble(insns []Instruction) []byte {
 	a := &asm{b: make([]byte, 0, 16*len(insns)+16), starts: make([]int, len(insns)+1)}
+	// endbr64: a valid target for an indirect call should indirect-branch
+	// tracking ever be enforced for user space (a no-op otherwise).
+	a.emit(0xf3, 0x0f, 0x1e, 0xfa)
 	for i, insn := range insns {
 		a.starts[i] = len(a.b)
 		k := insn.K

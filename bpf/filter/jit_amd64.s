@@ -1,3 +1,5 @@
+//go:build amd64 && linux
+
 #include "textflag.h"
 
 // func jitCall(entry uintptr, pkt unsafe.Pointer, capLen uint64, wireLen uint32, mem unsafe.Pointer) uint32

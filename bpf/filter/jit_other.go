@@ -1,8 +1,9 @@
-//go:build !amd64
+//go:build !amd64 || !linux
 
 package filter
 
-// Only amd64 has a translation; elsewhere every program is interpreted.
+// Only amd64 Linux has a translation; elsewhere every program is
+// interpreted.
 
 const maxJITPacket = 0
 
