@@ -34,11 +34,13 @@ type SourceStats struct {
 	Interface string
 	Source    string // "read" or "ring"
 	Frames    uint64 // frames taken from the tap
-	// Drops counts frames lost before the daemon got them (a full ring);
-	// Oversize frames longer than the ring's slots. Negative: not known
-	// here (a read source's losses are the tap's own tx_dropped).
-	Drops, Oversize int64
-	// Holds counts the times frames were left in the ring because every
+	// Drops counts frames lost before the daemon got them (a full ring),
+	// HeldDrops those of them lost while frames were held back, which
+	// every descriptor counts as received and dropped; Oversize frames
+	// longer than the ring's slots. Negative: not known here (a read
+	// source's losses are the tap's own tx_dropped).
+	Drops, HeldDrops, Oversize int64
+	// Holds counts the times frames were left in the ring because a
 	// descriptor was full; Expired the holds that ran out (MaxHold).
 	// Negative: not applicable.
 	Holds, Expired int64
@@ -200,10 +202,10 @@ func (t *Table) Snapshot() string {
 			in.FilterRejected, in.BufLen, in.StoreBytes, in.HoldBytes)
 	}
 	if t.cfg.Sources != nil {
-		fmt.Fprintf(&b, "\n%-16s %-6s %12s %12s %12s %12s %12s\n", "interface", "source", "frames", "drops", "oversize", "holds", "expired")
+		fmt.Fprintf(&b, "\n%-16s %-6s %12s %12s %12s %12s %12s %12s\n", "interface", "source", "frames", "drops", "helddrops", "oversize", "holds", "expired")
 		for _, s := range t.cfg.Sources() {
-			fmt.Fprintf(&b, "%-16s %-6s %12d %12s %12s %12s %12s\n", s.Interface, s.Source, s.Frames,
-				count(s.Drops), count(s.Oversize), count(s.Holds), count(s.Expired))
+			fmt.Fprintf(&b, "%-16s %-6s %12d %12s %12s %12s %12s %12s\n", s.Interface, s.Source, s.Frames,
+				count(s.Drops), count(s.HeldDrops), count(s.Oversize), count(s.Holds), count(s.Expired))
 		}
 	}
 	return b.String()

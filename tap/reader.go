@@ -106,6 +106,9 @@ type ReaderStats struct {
 	// holding back; HoldsExpired the times it gave up after MaxHold and let
 	// frames through to be dropped.
 	Holds, HoldEpisodes, HoldsExpired uint64
+	// HeldBackDrops counts the ring's drops (part of SourceDrops) that
+	// happened while frames were held back and were reported to the Gate.
+	HeldBackDrops uint64
 	// RefcountErrors counts Retain/Release calls on batches that were
 	// already fully released; they were ignored.
 	RefcountErrors uint64
@@ -158,6 +161,7 @@ type Reader struct {
 
 	frames, batches, bytes, reads, waits atomic.Uint64
 	holds, holdEpisodes, holdsExpired    atomic.Uint64
+	heldBackDrops                        atomic.Uint64
 	napCount                             atomic.Uint64
 	directFrames, directFaults           atomic.Uint64
 }
@@ -533,6 +537,8 @@ func (r *Reader) Stats() ReaderStats {
 
 		HoldEpisodes: r.holdEpisodes.Load(),
 		HoldsExpired: r.holdsExpired.Load(),
+
+		HeldBackDrops: r.heldBackDrops.Load(),
 
 		DirectFrames: r.directFrames.Load(),
 		DirectFaults: r.directFaults.Load(),

@@ -452,6 +452,7 @@ func (r *Reader) holdBack() error {
 func (r *Reader) releaseHold() {
 	r.held = false
 	if lost := r.ring.sourceDrops() - r.heldDrops; lost > 0 {
+		r.heldBackDrops.Add(lost)
 		r.gate.HeldBackDrops(lost)
 	}
 }

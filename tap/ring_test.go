@@ -295,8 +295,8 @@ func TestRingHoldsFramesBack(t *testing.T) {
 		s := r.Stats()
 		return s.Frames+s.SourceDrops == 3500 && g.heldDrop.Load() == s.SourceDrops
 	})
-	if s := r.Stats(); s.SourceDrops == 0 {
-		t.Fatalf("no ring drops with 3000 frames held back in 1024 slots: %+v", s)
+	if s := r.Stats(); s.SourceDrops == 0 || s.HeldBackDrops != g.heldDrop.Load() {
+		t.Fatalf("ring drops with 3000 frames held back in 1024 slots: %+v, reported to the gate %d", s, g.heldDrop.Load())
 	}
 }
 

@@ -293,9 +293,9 @@ func sourceStats(src tap.Source, taps []*served) []devfs.SourceStats {
 	for _, s := range taps {
 		st := s.reader.Stats()
 		row := devfs.SourceStats{Interface: s.ifp.Name(), Source: src.String(), Frames: st.Frames,
-			Drops: -1, Oversize: -1, Holds: -1, Expired: -1}
+			Drops: -1, HeldDrops: -1, Oversize: -1, Holds: -1, Expired: -1}
 		if src == tap.SourceRing {
-			row.Drops, row.Oversize = int64(st.SourceDrops), int64(st.Oversize)
+			row.Drops, row.HeldDrops, row.Oversize = int64(st.SourceDrops), int64(st.HeldBackDrops), int64(st.Oversize)
 			row.Holds, row.Expired = int64(st.HoldEpisodes), int64(st.HoldsExpired)
 		}
 		out = append(out, row)
