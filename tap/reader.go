@@ -423,23 +423,20 @@ func rawRead(fd int, p []byte) (int, error) {
 }
 
 // idle waits for the source to fill after it was found empty: a nap if
-// frames came lately, else a blocking wait (see DefaultCoalesce).
+// frames came lately, else a blocking wait (see DefaultCoalesce). A nap
+// listens only to the reader's own eventfd: not being on the source's wait
+// queue is the point.
 func (r *Reader) idle() error {
 	if r.naps < r.maxNaps {
 		r.naps++
 		r.napCount.Add(1)
-		return r.napOnce()
+		return r.napFor(r.nap)
 	}
 	r.waits.Add(1) // published before blocking, so it shows a blocked reader
 	err := r.wait()
 	r.naps = 0
 	return err
 }
-
-// napOnce sleeps for the coalescing interval, or until Stop. It listens
-// only to the reader's own eventfd: not being on the source's wait queue
-// is the point.
-func (r *Reader) napOnce() error { return r.napFor(r.nap) }
 
 // napFor sleeps for ts (a copy: ppoll writes the time left back) or until
 // Stop.
