@@ -24,6 +24,8 @@ type Batch struct {
 	buf        []byte
 	frameStore []Frame      // Frames is re-sliced from here, whatever a handler did to it
 	slots      []int32      // SourceRing: the ring slots the frames live in
+	egressSeq  uint64       // SourceEgress: the batch's place in the order records are freed
+	egressHeld bool         // SourceEgress: the batch holds records
 	refs       atomic.Int32 // 0 while the batch sits in the pool
 	pool       *batchPool
 }
@@ -72,7 +74,7 @@ func (b *Batch) Release() {
 // most recently released buffer is the warmest in cache, and contention is
 // one lock per batch at most.
 type batchPool struct {
-	ring       *packetRing // SourceRing: batches hold ring slots, not a buffer
+	kernel     kernelSource // SourceRing, SourceEgress: batches hold the source's memory, not a buffer
 	bufferSize int
 	maxFrames  int
 	maxIdle    int
@@ -95,7 +97,7 @@ func newBatchPool(bufferSize, maxFrames, size int) *batchPool {
 
 func (p *batchPool) newBatch() *Batch {
 	b := &Batch{buf: make([]byte, p.bufferSize), frameStore: make([]Frame, p.maxFrames), pool: p}
-	if p.ring != nil {
+	if _, ok := p.kernel.(*packetRing); ok {
 		b.slots = make([]int32, 0, p.maxFrames)
 	}
 	b.Frames = b.frameStore[:0]
@@ -128,11 +130,8 @@ func (p *batchPool) get() *Batch {
 // batches does not pin memory forever.
 func (p *batchPool) put(b *Batch) {
 	b.Frames = nil
-	if p.ring != nil {
-		for _, slot := range b.slots {
-			p.ring.giveBack(int(slot))
-		}
-		b.slots = b.slots[:0]
+	if p.kernel != nil {
+		p.kernel.giveBack(b)
 	}
 	p.mu.Lock()
 	if len(p.idle) < p.maxIdle {

@@ -159,7 +159,7 @@ func BenchmarkReader(b *testing.B) {
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "frames/s")
 	})
 
-	for _, src := range []Source{SourceRead, SourceRing} {
+	for _, src := range []Source{SourceRead, SourceRing, SourceEgress} {
 		b.Run("Reader-"+src.String(), func(b *testing.B) {
 			b.StopTimer()
 			plain := plainRead(d, flood, b.N)

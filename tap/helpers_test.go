@@ -186,7 +186,7 @@ func mustContain(t testing.TB, haystack, needle, what string) {
 
 // forEachSource runs a reader test once per Source.
 func forEachSource(t *testing.T, test func(*testing.T, Source)) {
-	for _, src := range []Source{SourceRead, SourceRing} {
+	for _, src := range []Source{SourceRead, SourceRing, SourceEgress} {
 		t.Run(src.String(), func(t *testing.T) { test(t, src) })
 	}
 }

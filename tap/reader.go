@@ -124,6 +124,27 @@ type ReaderStats struct {
 	SourceDrops, Oversize, HeldStalls uint64
 }
 
+// kernelSource is a source the kernel fills by itself, where frames can wait
+// while the consumer has no room: SourceRing and SourceEgress.
+type kernelSource interface {
+	// takeFrame takes the next complete frame, if there is one, on behalf of
+	// b. stalled: the source is full of frames retained batches hold.
+	takeFrame(b *Batch) (frame []byte, wallNanos int64, ok, stalled bool)
+	// seal ends taking frames into b (b has some).
+	seal(b *Batch)
+	// giveBack is called by b's last Release.
+	giveBack(b *Batch)
+	// backlogHalf tells whether half the source's room is taken.
+	backlogHalf() bool
+	sourceDrops() uint64
+	oversizeFrames() uint64
+	// pollFD is readable when frames wait.
+	pollFD() int
+	clearPollError()
+	// close ends capture; the memory goes with the last batch's Release.
+	close(*Device)
+}
+
 // Reader reads frames from a Device in batches and hands each batch to a
 // handler. Create it with Device.NewReader; run it once.
 type Reader struct {
@@ -150,9 +171,10 @@ type Reader struct {
 	nap        unix.Timespec // zero: never nap
 	holdNap    unix.Timespec // first naps of a hold: nap, or DefaultCoalesce without one
 	maxNaps    int
-	naps       int         // naps in a row that found nothing
-	ring       *packetRing // SourceRing only
-	queueEmpty bool        // the last read found nothing: block before reading again
+	naps       int          // naps in a row that found nothing
+	kernel     kernelSource // SourceRing or SourceEgress
+	ring       *packetRing  // SourceRing only
+	queueEmpty bool         // the last read found nothing: block before reading again
 
 	started  atomic.Bool
 	stopping atomic.Bool
@@ -218,33 +240,45 @@ func (d *Device) NewReader(opts ReaderOptions, handle func(*Batch)) *Reader {
 			{Fd: int32(wake), Events: unix.POLLIN},
 		}
 		r.pool = newBatchPool(opts.BufferSize, opts.MaxFrames, opts.PoolSize)
-	case SourceRing:
-		ring, err := d.openRing(opts.RingBytes)
+	case SourceRing, SourceEgress:
+		var err error
+		if opts.Source == SourceRing {
+			r.ring, err = d.openRing(opts.RingBytes)
+			r.kernel = r.ring
+		} else {
+			var e *egressRing
+			e, err = d.openEgress(opts.RingBytes)
+			r.kernel = e
+		}
 		if err == nil {
+			// Frames captured before the tap's queue (and any that
+			// slip past the capture) must not pile up there.
 			if err = d.dropTapQueue(true); err != nil {
-				ring.close()
+				r.kernel.close(d)
 			}
 		}
 		if err != nil {
+			r.kernel, r.ring = nil, nil
 			r.setupErr = err
 			return r
 		}
-		r.ring = ring
 		r.direct = nil
 		r.gate = opts.Gate
 		r.maxHold = opts.MaxHold
 		if r.maxHold <= 0 {
 			r.maxHold = DefaultMaxHold
 		}
-		// The tap fd is polled for nothing but its POLLERR, which
-		// tells that the tap was deleted.
+		// The tap fd is polled for its POLLERR, which tells that the
+		// tap was deleted. POLLIN is asked for too: the deletion wakes
+		// the tap's waiters as "readable", and a poll that asked for
+		// errors only would not be woken by it.
 		r.pollFDs = []unix.PollFd{
-			{Fd: int32(ring.fd), Events: unix.POLLIN},
+			{Fd: int32(r.kernel.pollFD()), Events: unix.POLLIN},
 			{Fd: int32(wake), Events: unix.POLLIN},
-			{Fd: int32(r.fd)},
+			{Fd: int32(r.fd), Events: unix.POLLIN},
 		}
 		r.pool = newBatchPool(0, opts.MaxFrames, opts.PoolSize)
-		r.pool.ring = ring
+		r.pool.kernel = r.kernel
 	default:
 		r.setupErr = fmt.Errorf("tap: reader source %v: %w", opts.Source, ErrInvalid)
 		return r
@@ -252,6 +286,10 @@ func (d *Device) NewReader(opts ReaderOptions, handle func(*Batch)) *Reader {
 	d.readers = append(d.readers, r)
 	return r
 }
+
+// Err reports what kept the reader from being set up (Run would return it),
+// so that a caller can try other options first.
+func (r *Reader) Err() error { return r.setupErr }
 
 // Run reads until Stop, the device's Close, or an error. Call it on its own
 // goroutine: it locks an OS thread, blocks for the first frame of a batch,
@@ -266,17 +304,18 @@ func (r *Reader) Run() error {
 	}
 	defer close(r.done)
 	if r.setupErr != nil {
+		r.closeWake()
 		return r.setupErr
 	}
 	defer func() {
 		r.dev.forget(r)
 		r.closeWake()
 	}()
-	if r.ring != nil {
+	if r.kernel != nil {
 		defer func() {
 			// The tap's own queue serves the next reader again.
 			r.dev.dropTapQueue(false)
-			r.ring.close()
+			r.kernel.close(r.dev)
 		}()
 	}
 	runtime.LockOSThread()
@@ -298,8 +337,8 @@ func (r *Reader) readBatch() error {
 	b := r.pool.get()
 	var direct int
 	var err error
-	if r.ring != nil {
-		err = r.fillRing(b)
+	if r.kernel != nil {
+		err = r.fillKernel(b)
 	} else {
 		direct, err = r.fill(b)
 	}
@@ -474,8 +513,8 @@ func (r *Reader) wait() error {
 		if r.pollFDs[1].Revents != 0 {
 			return errStopped
 		}
-		if r.ring != nil {
-			if err := r.ringPollErrors(); err != nil {
+		if r.kernel != nil {
+			if err := r.kernelPollErrors(); err != nil {
 				return err
 			}
 		}
@@ -508,10 +547,10 @@ func (r *Reader) Stop() {
 }
 
 func (r *Reader) closeWake() {
-	if r.ring != nil && !r.started.Load() {
+	if r.kernel != nil && !r.started.Load() {
 		// Never run: Run's own cleanup will not happen.
 		r.dev.dropTapQueue(false)
-		r.ring.close()
+		r.kernel.close(r.dev)
 	}
 	r.wakeMu.Lock()
 	defer r.wakeMu.Unlock()
@@ -544,9 +583,11 @@ func (r *Reader) Stats() ReaderStats {
 		s.PoolMisses = r.pool.misses.Load()
 		s.RefcountErrors = r.pool.refcountErrors.Load()
 	}
+	if r.kernel != nil {
+		s.SourceDrops = r.kernel.sourceDrops()
+		s.Oversize = r.kernel.oversizeFrames()
+	}
 	if r.ring != nil {
-		s.SourceDrops = r.ring.sourceDrops()
-		s.Oversize = r.ring.oversize.Load()
 		s.HeldStalls = r.ring.heldStall.Load()
 	}
 	return s

@@ -31,6 +31,13 @@ const (
 	// counts in the tap's tx_dropped, and losses are the ring's
 	// (SourceDrops).
 	SourceRing
+	// SourceEgress captures with an eBPF program on the tap's egress
+	// (tcx): it copies each frame into a BPF ring buffer shared with the
+	// daemon, in the sender's context like SourceRing but without the skb
+	// clone and the packet socket's work. Like SourceRing it needs no
+	// system call per frame and can hold frames back, and the tap's
+	// transmit filter empties its queue.
+	SourceEgress
 )
 
 func (s Source) String() string {
@@ -39,19 +46,23 @@ func (s Source) String() string {
 		return "read"
 	case SourceRing:
 		return "ring"
+	case SourceEgress:
+		return "egress"
 	}
 	return fmt.Sprintf("Source(%d)", int(s))
 }
 
-// ParseSource maps "read" and "ring" to their Source.
+// ParseSource maps "read", "ring" and "egress" to their Source.
 func ParseSource(s string) (Source, error) {
 	switch s {
 	case "read":
 		return SourceRead, nil
 	case "ring":
 		return SourceRing, nil
+	case "egress":
+		return SourceEgress, nil
 	}
-	return 0, fmt.Errorf("tap: source %q: want read or ring: %w", s, ErrInvalid)
+	return 0, fmt.Errorf("tap: source %q: want read, ring or egress: %w", s, ErrInvalid)
 }
 
 // DefaultRingBytes is the default size of a SourceRing ring: 16384 slots of
@@ -70,7 +81,6 @@ type packetRing struct {
 	slots     int
 	next      int           // the reader's position; only its thread touches it
 	held      []atomic.Bool // slot handed to a batch that was not released yet
-	scratch   [64]byte      // probes the tap fd for deletion
 	statsMu   sync.Mutex    // guards fd against close and the totals below
 	drops     uint64        // PACKET_STATISTICS drops, accumulated (the kernel resets them per read)
 	oversize  atomic.Uint64 // frames larger than a slot, dropped
@@ -176,11 +186,19 @@ func (p *packetRing) header(slot int) *unix.Tpacket2Hdr {
 	return (*unix.Tpacket2Hdr)(unsafe.Pointer(&p.mem[slot*p.slotSize]))
 }
 
-// giveBack returns a slot to the kernel. The status store is an atomic
+// giveBack returns a batch's slots to the kernel.
+func (p *packetRing) giveBack(b *Batch) {
+	for _, slot := range b.slots {
+		p.giveBackSlot(int(slot))
+	}
+	b.slots = b.slots[:0]
+}
+
+// giveBackSlot returns a slot to the kernel. The status store is an atomic
 // (release) store, so every read of the frame happens before the kernel can
 // see the slot free; held is cleared only afterwards, so the reader never
 // takes the old contents for a new frame.
-func (p *packetRing) giveBack(slot int) {
+func (p *packetRing) giveBackSlot(slot int) {
 	atomic.StoreUint32(&p.header(slot).Status, unix.TP_STATUS_KERNEL)
 	p.held[slot].Store(false)
 	if p.outstanding.Add(-1) == 0 && p.closed.Load() {
@@ -236,6 +254,27 @@ func (p *packetRing) take() (frame []byte, wallNanos int64, slot int, ok, stalle
 	}
 }
 
+// takeFrame takes the frame in the reader's slot into b.
+func (p *packetRing) takeFrame(b *Batch) (frame []byte, wallNanos int64, ok, stalled bool) {
+	frame, wallNanos, slot, ok, stalled := p.take()
+	if ok {
+		b.slots = append(b.slots, int32(slot))
+	}
+	return frame, wallNanos, ok, stalled
+}
+
+// seal has nothing to do: each frame's slot went into the batch as it was
+// taken.
+func (p *packetRing) seal(*Batch) {}
+
+func (p *packetRing) backlogHalf() bool      { return p.backlogAtLeast(p.slots / 2) }
+func (p *packetRing) oversizeFrames() uint64 { return p.oversize.Load() }
+func (p *packetRing) pollFD() int            { return p.fd }
+
+// clearPollError reads the socket's pending error (ENETDOWN while the tap is
+// down), or every later poll would return at once.
+func (p *packetRing) clearPollError() { unix.GetsockoptInt(p.fd, unix.SOL_SOCKET, unix.SO_ERROR) }
+
 // backlogAtLeast tells whether at least n frames wait in the ring ahead of
 // the reader. The kernel fills slots in order, so the n-th slot from the
 // reader's position holding a frame means every slot before it does; a
@@ -263,7 +302,7 @@ func (p *packetRing) sourceDrops() uint64 {
 }
 
 // close ends capture; the ring's memory goes once no batch holds a slot.
-func (p *packetRing) close() {
+func (p *packetRing) close(*Device) {
 	p.sourceDrops() // keep the last count
 	p.statsMu.Lock()
 	if p.fd >= 0 {
@@ -312,11 +351,11 @@ func (d *Device) dropTapQueue(drop bool) error {
 	return nil
 }
 
-// fillRing collects the frames waiting in the ring into b, blocking only
-// while the ring is empty and b has none. The slots stay the batch's until
-// its last Release gives them back to the kernel.
-func (r *Reader) fillRing(b *Batch) error {
-	p := r.ring
+// fillKernel collects the frames waiting in a kernel-filled source into b,
+// blocking only while the source is empty and b has none. The memory they
+// live in stays the batch's until its last Release gives it back.
+func (r *Reader) fillKernel(b *Batch) error {
+	p := r.kernel
 	frames := b.Frames[:0]
 	var nbytes uint64
 	var err error
@@ -335,11 +374,10 @@ func (r *Reader) fillRing(b *Batch) error {
 				continue
 			}
 		}
-		frame, when, slot, ok, stalled := p.take()
+		frame, when, ok, stalled := p.takeFrame(b)
 		if ok {
 			room--
 			frames = append(frames, Frame{Data: frame, Time: when})
-			b.slots = append(b.slots, int32(slot))
 			nbytes += uint64(len(frame))
 			continue
 		}
@@ -350,7 +388,7 @@ func (r *Reader) fillRing(b *Batch) error {
 			// A consumer kept a whole ring's worth of batches: wait
 			// for its Release (rare; poll would report the ring
 			// readable at once and spin).
-			p.heldStall.Add(1)
+			r.ring.heldStall.Add(1)
 			if err = r.napFor(unix.NsecToTimespec(int64(time.Millisecond))); err != nil {
 				break
 			}
@@ -365,6 +403,7 @@ func (r *Reader) fillRing(b *Batch) error {
 	}
 	b.Frames = frames
 	if n := len(frames); n > 0 {
+		p.seal(b)
 		r.batches.Add(1)
 		r.frames.Add(uint64(n))
 		r.bytes.Add(nbytes)
@@ -372,7 +411,7 @@ func (r *Reader) fillRing(b *Batch) error {
 	return err
 }
 
-// Gate lets a SourceRing reader hold frames back in the ring instead of
+// Gate lets a SourceRing or SourceEgress reader hold frames back in the ring instead of
 // handing them to a consumer that has no room for them. bpf.Interface
 // implements it.
 type Gate interface {
@@ -412,7 +451,7 @@ func (r *Reader) gateRoom() int {
 		r.releaseHold()
 		r.holdsExpired.Add(1)
 		r.noHold = true
-	case most > 0 && r.ring.backlogAtLeast(r.ring.slots/2):
+	case most > 0 && r.kernel.backlogHalf():
 		// Holding on for the full consumer would soon cost the others
 		// frames the ring drops. Frames flow for now; the hold and its
 		// clock go on, so that a consumer that stays full still runs
@@ -435,7 +474,7 @@ func (r *Reader) gateRoom() int {
 func (r *Reader) holdBack() error {
 	if !r.held {
 		r.held = true
-		r.heldDrops = r.ring.sourceDrops()
+		r.heldDrops = r.kernel.sourceDrops()
 		r.heldNaps = 0
 		r.heldSince = time.Now()
 		r.holdEpisodes.Add(1)
@@ -451,28 +490,29 @@ func (r *Reader) holdBack() error {
 // releaseHold ends holding back and reports what the ring lost meanwhile.
 func (r *Reader) releaseHold() {
 	r.held = false
-	if lost := r.ring.sourceDrops() - r.heldDrops; lost > 0 {
+	if lost := r.kernel.sourceDrops() - r.heldDrops; lost > 0 {
 		r.heldBackDrops.Add(lost)
 		r.gate.HeldBackDrops(lost)
 	}
 }
 
-// ringPollErrors handles POLLERR on the ring socket (the kernel reports
-// ENETDOWN there when the tap goes down; the socket resumes by itself when
-// it comes back up) and on the tap fd, whose read then tells whether the
-// tap was deleted. The ring's pending socket error is read to clear it, or
-// every later poll would return at once.
-func (r *Reader) ringPollErrors() error {
+// kernelPollErrors handles POLLERR on the source (the packet socket reports
+// ENETDOWN there when the tap goes down and resumes by itself when it comes
+// back up) and on the tap fd, whose read then tells whether the tap was
+// deleted.
+func (r *Reader) kernelPollErrors() error {
 	const bad = unix.POLLERR | unix.POLLHUP | unix.POLLNVAL
 	if r.pollFDs[0].Revents&bad != 0 {
-		unix.GetsockoptInt(r.ring.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		r.kernel.clearPollError()
 	}
-	if r.pollFDs[2].Revents&bad == 0 && r.pollFDs[0].Revents&bad == 0 {
+	if r.pollFDs[2].Revents == 0 && r.pollFDs[0].Revents&bad == 0 {
 		return nil
 	}
-	// The tap's queue passes nothing, so the read finds it empty unless
-	// the tap is gone (EBADFD).
-	_, err := rawRead(r.fd, r.ring.scratch[:])
+	// The tap's queue passes nothing (a frame that got through anyway is
+	// read here and dropped), so the read finds it empty unless the tap is
+	// gone (EBADFD).
+	var scratch [64]byte
+	_, err := rawRead(r.fd, scratch[:])
 	if err != nil && err != unix.EAGAIN && err != unix.EINTR {
 		return r.dev.wrapErr("read", err)
 	}

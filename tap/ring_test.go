@@ -64,18 +64,20 @@ func TestVLANTagInline(t *testing.T) {
 // A ring that fills while the handler is stuck loses frames, but never
 // silently: every frame sent is either handed up or counted in SourceDrops.
 // And while the ring serves, the tap's own queue holds nothing.
-func TestRingCountsEveryFrame(t *testing.T) {
+func TestRingCountsEveryFrame(t *testing.T) { forEachKernelSource(t, testRingCountsEveryFrame) }
+
+func testRingCountsEveryFrame(t *testing.T, k kernelCase) {
 	ns := quietNetns(t)
 	d := openTap(t, Config{Name: testenv.UniqueName("tapd"), Netns: ns, TxQueueLen: 10000})
 	sender := packetSender(t, ns, d.Index())
 	stuck := make(chan struct{})
 	var handled int
-	r := d.NewReader(ReaderOptions{Source: SourceRing, RingBytes: 2 << 20}, func(b *Batch) {
+	r := d.NewReader(ReaderOptions{Source: k.src, RingBytes: k.ringBytes}, func(b *Batch) {
 		<-stuck
 		handled += len(b.Frames)
 	})
 	runUntilCleanup(t, r)
-	const sent = 5000 // 2 MiB holds 1024 slots of 2 KiB
+	const sent = 5000 // several times what the ring holds
 	frame := udpFrame(t, 64, 1)
 	for range sent {
 		if _, err := unix.Write(sender, frame); err != nil {
@@ -102,11 +104,13 @@ func TestRingCountsEveryFrame(t *testing.T) {
 
 // When a ring reader stops, the tap's queue serves a reading reader again
 // (the drop filter goes with the ring).
-func TestRingStopRestoresTapQueue(t *testing.T) {
+func TestRingStopRestoresTapQueue(t *testing.T) { forEachKernelSource(t, testRingStopRestoresTapQueue) }
+
+func testRingStopRestoresTapQueue(t *testing.T, k kernelCase) {
 	ns := quietNetns(t)
 	d := openTap(t, Config{Name: testenv.UniqueName("tapq"), Netns: ns, TxQueueLen: 10000})
 	sender := packetSender(t, ns, d.Index())
-	ring := startCollector(t, d, ReaderOptions{Source: SourceRing})
+	ring := startCollector(t, d, ReaderOptions{Source: k.src})
 	if _, err := unix.Write(sender, udpFrame(t, 80, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -122,12 +126,14 @@ func TestRingStopRestoresTapQueue(t *testing.T) {
 
 // Frames longer than a slot (the MTU grew after the ring was sized) are
 // dropped and counted, not handed up cut short.
-func TestRingOversizeCounted(t *testing.T) {
+func TestRingOversizeCounted(t *testing.T) { forEachKernelSource(t, testRingOversizeCounted) }
+
+func testRingOversizeCounted(t *testing.T, k kernelCase) {
 	ns := quietNetns(t)
 	name := testenv.UniqueName("tapo")
 	d := openTap(t, Config{Name: name, Netns: ns})
 	sender := packetSender(t, ns, d.Index())
-	c := startCollector(t, d, ReaderOptions{Source: SourceRing})
+	c := startCollector(t, d, ReaderOptions{Source: k.src})
 	testenv.MustRun(t, "ip", "-n", ns, "link", "set", name, "mtu", "9000")
 	if _, err := unix.Write(sender, udpFrame(t, 5000, 1)); err != nil {
 		t.Fatal(err)
@@ -205,6 +211,26 @@ func TestRingRetainedBatchKeepsSlots(t *testing.T) {
 	}
 }
 
+// kernelCase is a kernel-filled source sized to hold about slots 64-byte
+// frames.
+type kernelCase struct {
+	src              Source
+	ringBytes, slots int
+}
+
+// forEachKernelSource runs a test once per source that the kernel fills by
+// itself: the packet ring (2 MiB of 2 KiB slots) and the egress program's
+// ring buffer (128 KiB of 136-byte records: a 128-byte class and the
+// buffer's own 8-byte header).
+func forEachKernelSource(t *testing.T, test func(*testing.T, kernelCase)) {
+	for _, k := range []kernelCase{
+		{SourceRing, 2 << 20, 1024},
+		{SourceEgress, 128 << 10, (128 << 10) / 136},
+	} {
+		t.Run(k.src.String(), func(t *testing.T) { test(t, k) })
+	}
+}
+
 // gate is a Gate the test opens and closes. Closed, it has one full
 // consumer; with others set, other consumers still have room.
 type testGate struct {
@@ -249,14 +275,16 @@ func waitForReader(t *testing.T, r *Reader, what string, cond func() bool) {
 // A closed gate keeps frames in the ring: none is handed up, none is lost
 // while the ring has room, and they all come, in order, once it opens. What
 // the ring loses while frames are held back is reported to the gate.
-func TestRingHoldsFramesBack(t *testing.T) {
+func TestRingHoldsFramesBack(t *testing.T) { forEachKernelSource(t, testRingHoldsFramesBack) }
+
+func testRingHoldsFramesBack(t *testing.T, k kernelCase) {
 	ns := quietNetns(t)
 	d := openTap(t, Config{Name: testenv.UniqueName("taph"), Netns: ns})
 	sender := packetSender(t, ns, d.Index())
 	g := &testGate{}
 	var got []uint16
 	gotCh := make(chan int, 1)
-	r := d.NewReader(ReaderOptions{Source: SourceRing, RingBytes: 2 << 20, Gate: g, MaxHold: time.Hour}, func(b *Batch) {
+	r := d.NewReader(ReaderOptions{Source: k.src, RingBytes: k.ringBytes, Gate: g, MaxHold: time.Hour}, func(b *Batch) {
 		for _, f := range b.Frames {
 			got = append(got, binary.BigEndian.Uint16(f.Data[18:20])) // the IPv4 id
 		}
@@ -286,7 +314,7 @@ func TestRingHoldsFramesBack(t *testing.T) {
 		t.Fatalf("drops with a ring of room: gate %d, ring %d", g.heldDrop.Load(), r.Stats().SourceDrops)
 	}
 
-	// Now more than the ring holds (1024 slots).
+	// Now more than the ring holds.
 	g.open.Store(false)
 	waitFor("the reader to hold back again", func() bool { return r.Stats().Holds > 40 })
 	send(500, 3500)
@@ -296,7 +324,7 @@ func TestRingHoldsFramesBack(t *testing.T) {
 		return s.Frames+s.SourceDrops == 3500 && g.heldDrop.Load() == s.SourceDrops
 	})
 	if s := r.Stats(); s.SourceDrops == 0 || s.HeldBackDrops != g.heldDrop.Load() {
-		t.Fatalf("ring drops with 3000 frames held back in 1024 slots: %+v, reported to the gate %d", s, g.heldDrop.Load())
+		t.Fatalf("ring drops with 3000 frames held back in %d slots: %+v, reported to the gate %d", k.slots, s, g.heldDrop.Load())
 	}
 }
 
@@ -305,6 +333,10 @@ func TestRingHoldsFramesBack(t *testing.T) {
 // the hold; once the full consumer has room again, everything arrives in
 // order.
 func TestRingHoldsBackForOneOfSeveral(t *testing.T) {
+	forEachKernelSource(t, testRingHoldsBackForOneOfSeveral)
+}
+
+func testRingHoldsBackForOneOfSeveral(t *testing.T, k kernelCase) {
 	ns := quietNetns(t)
 	d := openTap(t, Config{Name: testenv.UniqueName("tapo"), Netns: ns})
 	sender := packetSender(t, ns, d.Index())
@@ -313,7 +345,7 @@ func TestRingHoldsBackForOneOfSeveral(t *testing.T) {
 	var handedUp atomic.Int64
 	var mu sync.Mutex
 	var got []uint16
-	r := d.NewReader(ReaderOptions{Source: SourceRing, RingBytes: 2 << 20, Gate: g, MaxHold: time.Hour}, func(b *Batch) {
+	r := d.NewReader(ReaderOptions{Source: k.src, RingBytes: k.ringBytes, Gate: g, MaxHold: time.Hour}, func(b *Batch) {
 		mu.Lock()
 		for _, f := range b.Frames {
 			got = append(got, binary.BigEndian.Uint16(f.Data[18:20]))
@@ -322,7 +354,7 @@ func TestRingHoldsBackForOneOfSeveral(t *testing.T) {
 		handedUp.Add(int64(len(b.Frames)))
 	})
 	runUntilCleanup(t, r)
-	const slots = 1024 // 2 MiB of 2 KiB slots
+	slots := k.slots
 	send := func(from, to int) { sendNumbered(t, sender, from, to) }
 	waitFor := func(what string, cond func() bool) { waitForReader(t, r, what, cond) }
 
@@ -339,14 +371,14 @@ func TestRingHoldsBackForOneOfSeveral(t *testing.T) {
 		send(sent, to)
 		waitFor("frames to flow past the full consumer", func() bool { return handedUp.Load() >= int64(to-slots/2) })
 	}
-	if n := handedUp.Load(); n == 2*slots {
+	if n := handedUp.Load(); n == int64(2*slots) {
 		t.Fatalf("all %d frames handed up: nothing was held back", n)
 	}
 	if s := r.Stats(); s.SourceDrops != 0 || g.heldDrop.Load() != 0 {
 		t.Fatalf("ring drops while holding for one consumer of several: %+v", s)
 	}
 	g.open.Store(true)
-	waitFor("every frame", func() bool { return handedUp.Load() == 2*slots })
+	waitFor("every frame", func() bool { return handedUp.Load() == int64(2*slots) })
 	mu.Lock()
 	defer mu.Unlock()
 	for i, id := range got {
@@ -359,12 +391,14 @@ func TestRingHoldsBackForOneOfSeveral(t *testing.T) {
 // A consumer that stays away longer than MaxHold has stopped reading: the
 // frames go on (to be dropped by its rules), and holding back resumes only
 // after it has shown room again.
-func TestRingHoldRunsOut(t *testing.T) {
+func TestRingHoldRunsOut(t *testing.T) { forEachKernelSource(t, testRingHoldRunsOut) }
+
+func testRingHoldRunsOut(t *testing.T, k kernelCase) {
 	ns := quietNetns(t)
 	d := openTap(t, Config{Name: testenv.UniqueName("tape"), Netns: ns})
 	sender := packetSender(t, ns, d.Index())
 	g := &testGate{}
-	c := startCollector(t, d, ReaderOptions{Source: SourceRing, Gate: g, MaxHold: 20 * time.Millisecond})
+	c := startCollector(t, d, ReaderOptions{Source: k.src, Gate: g, MaxHold: 20 * time.Millisecond})
 	if _, err := unix.Write(sender, udpFrame(t, 64, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -398,11 +432,13 @@ func TestRingHoldRunsOut(t *testing.T) {
 // Taking the tap down and up again: the packet socket reports ENETDOWN and
 // stops capturing while down; the reader must neither spin nor stop, and
 // frames sent after the tap is up again arrive.
-func TestRingSurvivesLinkDownUp(t *testing.T) {
+func TestRingSurvivesLinkDownUp(t *testing.T) { forEachKernelSource(t, testRingSurvivesLinkDownUp) }
+
+func testRingSurvivesLinkDownUp(t *testing.T, k kernelCase) {
 	ns := quietNetns(t)
 	name := testenv.UniqueName("tapu")
 	d := openTap(t, Config{Name: name, Netns: ns})
-	c := startCollector(t, d, ReaderOptions{Source: SourceRing})
+	c := startCollector(t, d, ReaderOptions{Source: k.src})
 	sender := packetSender(t, ns, d.Index())
 	testenv.MustRun(t, "ip", "-n", ns, "link", "set", name, "down")
 	waitBlocked(t, c.r)
@@ -424,5 +460,87 @@ func TestRingSurvivesLinkDownUp(t *testing.T) {
 	c.waitPacket(t, "a frame after down and up", func(gopacket.Packet) bool { return true })
 	if s := c.r.Stats(); s.Waits > 1000 {
 		t.Errorf("the reader spun: %d waits", s.Waits)
+	}
+}
+
+// A retained egress batch keeps its records: the ring buffer is freed only
+// up to the oldest batch still held, so later batches released meanwhile
+// free nothing, the program drops (and counts) what finds no room, and the
+// retained bytes stay. Its release frees everything after it at once.
+func TestEgressRetainedBatchKeepsRecords(t *testing.T) {
+	ns := quietNetns(t)
+	d := openTap(t, Config{Name: testenv.UniqueName("tapk"), Netns: ns})
+	sender := packetSender(t, ns, d.Index())
+	kept := make(chan *Batch, 1)
+	var handled atomic.Int64
+	r := d.NewReader(ReaderOptions{Source: SourceEgress, MaxFrames: 1, RingBytes: 64 << 10}, func(b *Batch) {
+		if len(kept) == 0 && b.Frames[0].Data[len(b.Frames[0].Data)-1] == 0xaa {
+			b.Retain()
+			kept <- b
+		}
+		handled.Add(1)
+	})
+	runUntilCleanup(t, r)
+	marked := udpFrame(t, 100, 1)
+	marked[len(marked)-1] = 0xaa
+	if _, err := unix.Write(sender, marked); err != nil {
+		t.Fatal(err)
+	}
+	b := <-kept
+	want := append([]byte(nil), b.Frames[0].Data...)
+	// 64 KiB hold 481 of these records; the held one pins the start.
+	for i := 0; r.Stats().SourceDrops == 0; i++ {
+		if i == 5000 {
+			t.Fatalf("no drop with the ring's start held: %+v", r.Stats())
+		}
+		if _, err := unix.Write(sender, udpFrame(t, 100, uint16(i+2))); err != nil {
+			t.Fatal(err)
+		}
+		waitForReader(t, r, "the frame handled or dropped", func() bool {
+			s := r.Stats()
+			return int(s.Frames+s.SourceDrops) == i+2
+		})
+	}
+	if n := handled.Load(); n < 400 || n > 481 {
+		t.Errorf("%d frames handed up before the ring was full, want about 481", n)
+	}
+	if !bytes.Equal(b.Frames[0].Data, want) {
+		t.Fatal("a retained frame changed")
+	}
+	b.Release()
+	drops := r.Stats().SourceDrops
+	before := handled.Load()
+	sendNumbered(t, sender, 0, 400)
+	waitForReader(t, r, "frames after the release", func() bool { return handled.Load() == before+400 })
+	if s := r.Stats(); s.SourceDrops != drops {
+		t.Errorf("drops after the release: %d, want %d", s.SourceDrops, drops)
+	}
+}
+
+// The egress program sees frames before segmentation, so the tap's generic
+// segmentation offload is off while it is attached, and back as it was
+// after.
+func TestEgressTurnsGSOOff(t *testing.T) {
+	ns := quietNetns(t)
+	d := openTap(t, Config{Name: testenv.UniqueName("taps"), Netns: ns})
+	gso := func() uint32 {
+		t.Helper()
+		v, err := d.gso()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if gso() != 1 {
+		t.Fatal("a new tap has GSO off already: nothing to test")
+	}
+	c := startCollector(t, d, ReaderOptions{Source: SourceEgress})
+	waitBlocked(t, c.r) // running, so that Stop waits for its end
+	if gso() != 0 {
+		t.Error("GSO on while the egress program is attached")
+	}
+	c.r.Stop()
+	if gso() != 1 {
+		t.Error("GSO not restored after the reader stopped")
 	}
 }

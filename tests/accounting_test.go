@@ -81,7 +81,7 @@ func parseDrain(t *testing.T, lines []string) drainResult {
 // captured is what the reader got, intact; and every descriptor saw exactly
 // the frames the daemon read from the tap.
 func TestAccountingExactUnderOverload(t *testing.T) {
-	for _, source := range []string{"ring", "read"} {
+	for _, source := range []string{"egress", "ring", "read"} {
 		t.Run(source, func(t *testing.T) { accountingUnderOverload(t, source) })
 	}
 }
@@ -91,8 +91,8 @@ func TestAccountingExactUnderOverload(t *testing.T) {
 // received and dropped (lost while frames were held back): the tap's own
 // counters when it reads the tap's queue (the tun driver counts a frame in
 // tx_packets when it is read, in tx_dropped when the queue was full), the
-// stats file's interface line when it uses a packet ring (whose frames the
-// tap then counts as dropped).
+// stats file's interface line when it uses a packet ring or the egress
+// program (whose frames the tap then counts as dropped).
 func (e *env) taken(source, tap string) (frames, lost, heldLost uint64) {
 	if source == "read" {
 		return e.tapCounter(tap, "tx_packets"), e.tapCounter(tap, "tx_dropped"), 0

@@ -121,8 +121,8 @@ func TestStatsFileAndCommand(t *testing.T) {
 	if len(lines) != 5 || !strings.Contains(lines[0], "recv") || lines[2] != "" || !strings.Contains(lines[3], "oversize") {
 		t.Fatalf("bpffs stat output:\n%s", out)
 	}
-	if src := strings.Fields(lines[4]); src[0] != e.Taps[0] || src[1] != "ring" {
-		t.Fatalf("interface line %q: want %s with source ring", lines[4], e.Taps[0])
+	if src := strings.Fields(lines[4]); src[0] != e.Taps[0] || src[1] != "egress" {
+		t.Fatalf("interface line %q: want %s with source egress (the default)", lines[4], e.Taps[0])
 	}
 	f := strings.Fields(lines[1])
 	if f[1] != fmt.Sprint(c.cmd.Process.Pid) || f[2] != e.Taps[0] || f[3] != "buffer" {

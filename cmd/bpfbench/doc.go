@@ -4,7 +4,7 @@
 // no bpffs at all) and Linux's own capture (tcpdump on AF_PACKET).
 //
 //	bpfbench [-quick] [-json FILE] [-png FILE] [-bpffs PATH] [-configs LIST]
-//	         [-sizes 64,1514] [-trials N] [-steps N] [-source ring|read]
+//	         [-sizes 64,1514] [-trials N] [-steps N] [-source ring|egress|read]
 //
 // It needs root, /dev/fuse, /dev/net/tun, gcc, ip and tcpdump. It makes its
 // own network namespace with two taps: a persistent one read by
@@ -17,8 +17,9 @@
 // the generator goes (saturation), then searches the highest rate that
 // every reader captures completely: nothing missing, no BPF drop, no
 // tx_dropped on the tap (with the daemon's -source read; with -source ring
-// the tap drops every frame on purpose after the ring has it, and what the
-// ring loses shows as frames missing at the readers). Each step takes up to three trials and keeps the
+// the tap drops every frame on purpose after the ring has it, with -source
+// egress frames never reach the tap's queue, and what either loses shows as
+// frames missing at the readers). Each step takes up to three trials and keeps the
 // majority; figures are medians, because the machine is noisy. The daemon's
 // CPU time per packet comes from /proc/PID/stat. Results are printed as a
 // table plus ratios against the ceiling and against tcpdump from the same

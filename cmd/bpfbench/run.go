@@ -311,7 +311,7 @@ func (b *bench) drainTrial(cfg config, t trial, frameLen int, pps float64, n int
 	if t.Sent > 0 {
 		t.DaemonCPUns = (cpuAfter - cpuBefore) * 1e9 / float64(t.Sent)
 	}
-	// A ring-fed daemon has captured every frame before the tap's queue,
+	// A ring- or egress-fed daemon has captured every frame before the tap's queue,
 	// which then drops them all on purpose; its own losses show as frames
 	// missing at the readers.
 	return finish(t, b.e.source == "read"), nil

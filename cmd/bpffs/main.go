@@ -75,10 +75,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.bufSize, "bufsize", 4096, "default buffer size of a descriptor (net.bpf.bufsize)")
 	fs.IntVar(&o.maxBufSize, "maxbufsize", 524288, "largest buffer size BIOCSBLEN grants (net.bpf.maxbufsize)")
 	fs.IntVar(&o.txQueueLen, "txqueuelen", 10000, "transmit queue length set on the taps, so bursts wait instead of being dropped")
-	source := fs.String("source", "ring", "how frames are taken from the taps: ring (an AF_PACKET ring on the tap: no system call per frame) or read (read(2) of the tap's own queue, one per frame)")
-	fs.IntVar(&o.ringBytes, "ringsize", tap.DefaultRingBytes, "bytes of packet ring per tap with -source ring")
+	source := fs.String("source", "egress", "how frames are taken from the taps: ring (an AF_PACKET ring on the tap: no system call per frame), egress (an eBPF program on the tap's egress filling a BPF ring buffer: no system call per frame, less work for the sender) or read (read(2) of the tap's own queue, one per frame)")
+	fs.IntVar(&o.ringBytes, "ringsize", tap.DefaultRingBytes, "bytes of packet ring or ring buffer per tap with -source ring or egress")
 	fs.DurationVar(&o.coalesce, "coalesce", tap.DefaultCoalesce, "how long a tap reader naps when the tap runs dry under load, instead of being woken per frame (0: never nap)")
-	fs.DurationVar(&o.maxHold, "maxhold", tap.DefaultMaxHold, "with -source ring, how long frames may wait in the ring while a descriptor is full (0: never; they are dropped at once)")
+	fs.DurationVar(&o.maxHold, "maxhold", tap.DefaultMaxHold, "with -source ring or egress, how long frames may wait in the ring while a descriptor is full (0: never; they are dropped at once)")
 	fs.BoolVar(&o.jit, "jit", true, "translate filter programs to machine code (amd64; false: interpret them, as on other architectures)")
 	fs.IntVar(&o.maxOpen, "maxdescriptors", 1024, "most files open at once on the mount; one more open fails with ENFILE (0: no limit)")
 	fs.Int64Var(&o.maxBufMem, "maxbufmem", 256<<20, "most buffer memory all descriptors together may hold; beyond it BIOCSBLEN, BIOCSETIF and BIOCSETZBUF fail with ENOBUFS (0: no limit)")
@@ -150,6 +150,7 @@ type served struct {
 	dev    *tap.Device
 	ifp    *bpf.Interface
 	reader *tap.Reader
+	source tap.Source // o.source, or SourceRing where egress capture was refused
 	done   chan error
 }
 
@@ -182,7 +183,7 @@ func run(o *options) error {
 	}
 	table := devfs.New(devfs.Config{
 		Units: o.units, Mode: o.mode, UID: o.uid, GID: o.gid, MaxOpen: o.maxOpen,
-		Sources: func() []devfs.SourceStats { return sourceStats(o.source, taps) },
+		Sources: func() []devfs.SourceStats { return sourceStats(taps) },
 		BPF: &bpf.Config{Registry: registry, DefaultBufSize: o.bufSize, MaxBufSize: o.maxBufSize, ZeroCopy: o.zeroCopy,
 			Budget: bpf.NewBudget(o.maxBufMem)},
 	})
@@ -278,23 +279,34 @@ func serveTap(o *options, name string) (*served, error) {
 	if o.maxHold == 0 {
 		opts.Gate = nil
 	}
-	s.reader = dev.NewReader(opts, func(b *tap.Batch) {
+	handle := func(b *tap.Batch) {
 		frames := b.Frames
 		ifp.InputBatch(len(frames), func(i int) ([]byte, int64) { return frames[i].Data, frames[i].Time })
 		ifp.EndBatch()
-	})
+	}
+	s.source = o.source
+	s.reader = dev.NewReader(opts, handle)
+	if err := s.reader.Err(); err != nil && o.source == tap.SourceEgress {
+		// A kernel without tcx (before 6.6) or without BPF: the packet
+		// ring does the same job a little slower.
+		log.Printf("bpffs: tap %s: no egress capture (%v); using -source ring", name, err)
+		s.reader.Run() // returns the same error at once and lets go of what the reader holds
+		s.source, opts.Source = tap.SourceRing, tap.SourceRing
+		s.reader = dev.NewReader(opts, handle)
+	}
 	go func() { s.done <- s.reader.Run() }()
 	return s, nil
 }
 
 // sourceStats reports each tap's reader for the stats node.
-func sourceStats(src tap.Source, taps []*served) []devfs.SourceStats {
+func sourceStats(taps []*served) []devfs.SourceStats {
 	out := make([]devfs.SourceStats, 0, len(taps))
 	for _, s := range taps {
 		st := s.reader.Stats()
+		src := s.source
 		row := devfs.SourceStats{Interface: s.ifp.Name(), Source: src.String(), Frames: st.Frames,
 			Drops: -1, HeldDrops: -1, Oversize: -1, Holds: -1, Expired: -1}
-		if src == tap.SourceRing {
+		if src == tap.SourceRing || src == tap.SourceEgress {
 			row.Drops, row.HeldDrops, row.Oversize = int64(st.SourceDrops), int64(st.HeldBackDrops), int64(st.Oversize)
 			row.Holds, row.Expired = int64(st.HoldEpisodes), int64(st.HoldsExpired)
 		}

@@ -1,0 +1,421 @@
+//go:build linux
+
+package tap
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/bpffs/bpffs/internal/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultEgressBytes is the default size of a SourceEgress ring buffer. Its
+// records are sized by class (128 bytes for a frame of up to 108, 512 up to
+// 492, a full slot beyond), so 32 MiB hold ~260 000 minimum-size frames or
+// ~21 000 full-size ones.
+const DefaultEgressBytes = 32 << 20
+
+// A record of the egress program: the frame follows a 16-byte header.
+const (
+	egressHeader    = 16
+	egressTimeOff   = 0 // u64, CLOCK_MONOTONIC ns when the program ran
+	egressLengthOff = 8 // u32, the frame's length (with a VLAN tag put back)
+
+	egressCountLost     = 0 // the ring buffer had no room
+	egressCountOversize = 1 // longer than the largest record class
+	egressCounters      = 2
+)
+
+// tcxNext lets the frame go on (to later tcx programs, the qdisc and the
+// tap, whose transmit filter discards it, as with SourceRing). tcx knows
+// no "stolen": ending the frame here could only be TCX_DROP, which the
+// sender sees as a drop (AF_PACKET returns ENOBUFS, TCP backs off).
+const tcxNext = -1
+
+// Offsets in struct __sk_buff (linux/bpf.h).
+const (
+	skbLenOff       = 0
+	skbVlanTCIOff   = 24
+	skbVlanProtoOff = 28
+)
+
+// egressProgram builds the tcx egress program. For every frame the stack
+// transmits on the tap it reserves a ring buffer record of the smallest
+// class that fits, writes the time, the length and the frame (a VLAN tag
+// that the stack kept in the skb's metadata goes back inline, as the tap's
+// own queue would carry it), submits it and lets the frame go on. Frames
+// without room or too long are counted.
+func egressProgram(ringFD, countFD, maxFrame int) ([]ebpf.Insn, error) {
+	const (
+		ctx, length, rec, vlan = ebpf.R6, ebpf.R7, ebpf.R8, ebpf.R9
+		small, mid             = 128, 512
+	)
+	largest := int32(egressHeader+maxFrame+7) &^ 7
+	var a ebpf.Asm
+	a.Emit(
+		ebpf.MovReg(ctx, ebpf.R1),
+		ebpf.LoadW(length, ctx, skbLenOff),
+		ebpf.LoadW(vlan, ctx, skbVlanProtoOff),
+	)
+	a.JumpIf(ebpf.JEQ, length, 0, "lost")
+	a.JumpIf(ebpf.JEQ, vlan, 0, "sized")
+	a.Emit(ebpf.AddImm(length, 4))
+	a.Label("sized")
+	a.JumpIf(ebpf.JGT, length, largest-egressHeader, "oversize")
+	reserve := func(size int32) {
+		a.Emit2(ebpf.LoadMapFD(ebpf.R1, ringFD))
+		a.Emit(ebpf.MovImm(ebpf.R2, size), ebpf.MovImm(ebpf.R3, 0), ebpf.Call(ebpf.FuncRingbufReserve))
+		a.Goto("reserved")
+	}
+	a.JumpIf(ebpf.JGT, length, small-egressHeader, "mid")
+	reserve(small)
+	a.Label("mid")
+	a.JumpIf(ebpf.JGT, length, mid-egressHeader, "large")
+	reserve(mid)
+	a.Label("large")
+	reserve(largest)
+
+	a.Label("reserved")
+	a.JumpIf(ebpf.JEQ, ebpf.R0, 0, "lost")
+	a.Emit(
+		ebpf.MovReg(rec, ebpf.R0),
+		ebpf.Call(ebpf.FuncKtimeGetNs),
+		ebpf.StoreDW(rec, egressTimeOff, ebpf.R0),
+		ebpf.StoreW(rec, egressLengthOff, length),
+		ebpf.MovReg(ebpf.R1, ctx),
+		ebpf.MovImm(ebpf.R2, 0),
+		ebpf.MovReg(ebpf.R3, rec),
+		ebpf.AddImm(ebpf.R3, egressHeader),
+	)
+	a.JumpIf(ebpf.JNE, vlan, 0, "tagged")
+	a.Emit(ebpf.MovReg(ebpf.R4, length), ebpf.Call(ebpf.FuncSkbLoadBytes))
+	a.JumpIf(ebpf.JNE, ebpf.R0, 0, "discard")
+	a.Goto("submit")
+
+	// Addresses, the tag, then the rest from the EtherType on.
+	a.Label("tagged")
+	a.Emit(ebpf.MovImm(ebpf.R4, 12), ebpf.Call(ebpf.FuncSkbLoadBytes))
+	a.JumpIf(ebpf.JNE, ebpf.R0, 0, "discard")
+	a.Emit(
+		ebpf.StoreH(rec, egressHeader+12, vlan), // vlan_proto is kept in network order
+		ebpf.LoadW(ebpf.R1, ctx, skbVlanTCIOff),
+		ebpf.ToBE16(ebpf.R1),
+		ebpf.StoreH(rec, egressHeader+14, ebpf.R1),
+		ebpf.MovReg(ebpf.R4, length),
+		ebpf.SubImm(ebpf.R4, 16),
+	)
+	a.JumpIf(ebpf.JSGT, ebpf.R4, 0, "rest")
+	a.Goto("discard")
+	a.Label("rest")
+	a.Emit(
+		ebpf.MovReg(ebpf.R1, ctx),
+		ebpf.MovImm(ebpf.R2, 12),
+		ebpf.MovReg(ebpf.R3, rec),
+		ebpf.AddImm(ebpf.R3, egressHeader+16),
+		ebpf.Call(ebpf.FuncSkbLoadBytes),
+	)
+	a.JumpIf(ebpf.JNE, ebpf.R0, 0, "discard")
+
+	a.Label("submit")
+	a.Emit(ebpf.MovReg(ebpf.R1, rec), ebpf.MovImm(ebpf.R2, 0), ebpf.Call(ebpf.FuncRingbufSubmit))
+	a.Emit(ebpf.MovImm(ebpf.R0, tcxNext), ebpf.Exit())
+
+	a.Label("discard")
+	a.Emit(ebpf.MovReg(ebpf.R1, rec), ebpf.MovImm(ebpf.R2, 0), ebpf.Call(ebpf.FuncRingbufDiscard))
+	a.Label("lost")
+	count := func(which int32) {
+		a.Emit2(ebpf.LoadMapValue(ebpf.R1, countFD, 8*which))
+		a.Emit(ebpf.MovImm(ebpf.R2, 1), ebpf.AtomicAddDW(ebpf.R1, 0, ebpf.R2))
+		a.Emit(ebpf.MovImm(ebpf.R0, tcxNext), ebpf.Exit())
+	}
+	count(egressCountLost)
+	a.Label("oversize")
+	count(egressCountOversize)
+	return a.Program()
+}
+
+// egressRing is the kernel side of a SourceEgress reader: the program, its
+// link to the tap, the ring buffer it fills and the counters.
+type egressRing struct {
+	rb                       *ebpf.RingBuffer
+	ringFD, countFD, linkFD  int
+	size                     int
+	pos, produced            uint64 // the reader's position and the producer's as last seen; only its thread touches them
+	clockOffset, clockSample int64  // realtime - monotonic, and when it was taken (monotonic)
+
+	// Batches may be released in any order but the ring is freed from
+	// its start: spans lists the batches not yet given back, in the
+	// order they were taken (seq), and the ring is released up to the
+	// end of the oldest run of given-back ones.
+	mu       sync.Mutex
+	spans    []egressSpan
+	firstSeq uint64 // seq of spans[0]
+	nextSeq  uint64
+
+	statsMu      sync.Mutex
+	closedCounts [egressCounters]uint64
+	closed       bool
+	outstanding  atomic.Int64
+	gsoWas       int // the tap's generic segmentation offload before, -1 if unchanged
+}
+
+type egressSpan struct {
+	end  uint64
+	done bool
+}
+
+// openEgress loads the program and attaches it to the tap's egress. Generic
+// segmentation offload is turned off on the tap for as long as the program
+// is attached: the hook runs before segmentation, and a frame must be seen
+// as the tap's queue would carry it, not as a 64 KiB TCP train.
+func (d *Device) openEgress(ringBytes int) (e *egressRing, err error) {
+	mtu, err := d.MTU()
+	if err != nil {
+		return nil, err
+	}
+	if ringBytes <= 0 {
+		ringBytes = DefaultEgressBytes
+	}
+	size := 1 << 16
+	for size < ringBytes {
+		size <<= 1
+	}
+	e = &egressRing{ringFD: -1, countFD: -1, linkFD: -1, size: size, gsoWas: -1}
+	defer func() {
+		if err != nil {
+			e.closeFDs()
+			e.restoreGSO(d)
+			if e.rb != nil {
+				e.rb.Close()
+			}
+		}
+	}()
+	if e.ringFD, err = ebpf.NewRingBuffer(size); err != nil {
+		return nil, fmt.Errorf("tap: egress source for %s: %w", d.describe(), err)
+	}
+	if e.countFD, err = ebpf.NewCounters(egressCounters); err != nil {
+		return nil, fmt.Errorf("tap: egress source for %s: %w", d.describe(), err)
+	}
+	insns, err := egressProgram(e.ringFD, e.countFD, mtu+ethernetHeaderLen+4)
+	if err != nil {
+		return nil, err
+	}
+	progFD, err := ebpf.LoadSchedCLS("bpffs_egress", insns, unix.BPF_TCX_EGRESS)
+	if err != nil {
+		return nil, fmt.Errorf("tap: egress source for %s: %w", d.describe(), err)
+	}
+	defer unix.Close(progFD) // the link keeps the program
+	if e.rb, err = ebpf.OpenRingBuffer(e.ringFD, size); err != nil {
+		return nil, err
+	}
+	if e.gsoWas, err = d.setGSO(0); err != nil {
+		return nil, err
+	}
+	nsFD, err := openNetns(d.netns)
+	if err != nil {
+		return nil, err
+	}
+	if nsFD >= 0 {
+		defer unix.Close(nsFD)
+	}
+	err = inNetns(nsFD, func() error {
+		var err error
+		e.linkFD, err = ebpf.AttachTCX(progFD, d.index, unix.BPF_TCX_EGRESS)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tap: egress source for %s: %w", d.describe(), err)
+	}
+	e.pos = e.rb.Consumed()
+	return e, nil
+}
+
+// ethtool issues a command that takes or returns a struct ethtool_value.
+func (d *Device) ethtool(cmd, data uint32) (uint32, error) {
+	d.fdMu.RLock()
+	defer d.fdMu.RUnlock()
+	name, err := d.currentName()
+	if err != nil {
+		return 0, err
+	}
+	value := [2]uint32{cmd, data}
+	ifr := newIfreq(name)
+	*(*uintptr)(unsafe.Pointer(&ifr.data[0])) = uintptr(unsafe.Pointer(&value))
+	err = ioctlIfreq(d.ctlFD, unix.SIOCETHTOOL, ifr)
+	runtime.KeepAlive(&value)
+	if err != nil {
+		return 0, d.wrapErr("SIOCETHTOOL", err)
+	}
+	return value[1], nil
+}
+
+// gso tells whether the tap's generic segmentation offload is on (1).
+func (d *Device) gso() (uint32, error) { return d.ethtool(unix.ETHTOOL_GGSO, 0) }
+
+// setGSO sets the tap's generic segmentation offload and returns what it
+// was, or -1 if it was already so.
+func (d *Device) setGSO(on uint32) (int, error) {
+	was, err := d.gso()
+	if err != nil {
+		return -1, err
+	}
+	if was == on {
+		return -1, nil
+	}
+	if _, err := d.ethtool(unix.ETHTOOL_SGSO, on); err != nil {
+		return -1, err
+	}
+	return int(was), nil
+}
+
+func (e *egressRing) restoreGSO(d *Device) {
+	if e.gsoWas >= 0 {
+		d.setGSO(uint32(e.gsoWas))
+		e.gsoWas = -1
+	}
+}
+
+func (e *egressRing) closeFDs() {
+	for _, fd := range []*int{&e.linkFD, &e.countFD, &e.ringFD} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// takeFrame returns the next frame in the ring, if a whole one is there. Records
+// the program discarded are stepped over. The producer's position is read
+// only when the reader has caught up with what it saw last: it is the line
+// the program writes for every frame.
+func (e *egressRing) takeFrame(*Batch) (frame []byte, wallNanos int64, ok, stalled bool) {
+	if e.pos == e.produced {
+		e.produced = e.rb.Produced()
+	}
+	for e.pos < e.produced {
+		body, next, ready := e.rb.Record(e.pos)
+		if !ready {
+			return nil, 0, false, false
+		}
+		e.pos = next
+		if len(body) < egressHeader {
+			continue
+		}
+		n := int(binary.NativeEndian.Uint32(body[egressLengthOff:]))
+		if n < ethernetHeaderLen || n > len(body)-egressHeader {
+			continue
+		}
+		mono := int64(binary.NativeEndian.Uint64(body[egressTimeOff:]))
+		return body[egressHeader : egressHeader+n : egressHeader+n], e.wallClock(mono), true, false
+	}
+	return nil, 0, false, false
+}
+
+// wallClock turns the program's monotonic time into CLOCK_REALTIME with an
+// offset taken afresh every 10 ms, so that clock steps show within that.
+func (e *egressRing) wallClock(mono int64) int64 {
+	if d := mono - e.clockSample; d > int64(10*time.Millisecond) || d < -int64(10*time.Millisecond) {
+		var m, r unix.Timespec
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &m)
+		unix.ClockGettime(unix.CLOCK_REALTIME, &r)
+		e.clockSample = m.Nano()
+		e.clockOffset = r.Nano() - e.clockSample
+	}
+	return mono + e.clockOffset
+}
+
+// seal makes b the holder of the records up to the reader's position.
+func (e *egressRing) seal(b *Batch) {
+	e.outstanding.Add(1)
+	e.mu.Lock()
+	b.egressSeq, b.egressHeld = e.nextSeq, true
+	e.nextSeq++
+	e.spans = append(e.spans, egressSpan{end: e.pos})
+	e.mu.Unlock()
+}
+
+// giveBack ends a batch's claim on its records and frees the ring up to the
+// oldest batch still held.
+func (e *egressRing) giveBack(b *Batch) {
+	if !b.egressHeld {
+		return
+	}
+	b.egressHeld = false
+	e.mu.Lock()
+	i := int(b.egressSeq - e.firstSeq)
+	if i >= 0 && i < len(e.spans) {
+		e.spans[i].done = true
+	}
+	n := 0
+	for n < len(e.spans) && e.spans[n].done {
+		n++
+	}
+	if n > 0 {
+		end := e.spans[n-1].end
+		rest := copy(e.spans, e.spans[n:])
+		e.spans = e.spans[:rest]
+		e.firstSeq += uint64(n)
+		if e.rb != nil && !e.closed {
+			e.rb.Release(end)
+		}
+	}
+	e.mu.Unlock()
+	if e.outstanding.Add(-1) == 0 {
+		e.unmapIfClosed()
+	}
+}
+
+// backlogHalf tells whether half the ring is taken, by frames waiting or by
+// batches not yet given back.
+func (e *egressRing) backlogHalf() bool {
+	return e.rb.Produced()-e.rb.Consumed() >= uint64(e.size/2)
+}
+
+// counts reads the program's counters.
+func (e *egressRing) counts() [egressCounters]uint64 {
+	e.statsMu.Lock()
+	defer e.statsMu.Unlock()
+	if e.countFD >= 0 {
+		var c [egressCounters]uint64
+		if ebpf.ReadCounters(e.countFD, c[:]) == nil {
+			e.closedCounts = c
+		}
+	}
+	return e.closedCounts
+}
+
+func (e *egressRing) sourceDrops() uint64    { return e.counts()[egressCountLost] }
+func (e *egressRing) oversizeFrames() uint64 { return e.counts()[egressCountOversize] }
+func (e *egressRing) pollFD() int            { return e.ringFD }
+func (e *egressRing) clearPollError()        {}
+
+// close detaches the program (the link's descriptor is its only hold on the
+// tap) and frees the ring once no batch holds records.
+func (e *egressRing) close(d *Device) {
+	e.counts() // keep the last figures
+	e.statsMu.Lock()
+	e.closeFDs()
+	e.statsMu.Unlock()
+	e.restoreGSO(d)
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	if e.outstanding.Load() == 0 {
+		e.unmapIfClosed()
+	}
+}
+
+func (e *egressRing) unmapIfClosed() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed && e.rb != nil && e.outstanding.Load() == 0 {
+		e.rb.Close()
+		e.rb = nil
+	}
+}
