@@ -150,3 +150,27 @@ func AttachTCX(progFD, ifindex int, attachType uint32) (int, error) {
 	}
 	return fd, nil
 }
+
+type testRunAttr struct {
+	progFD      uint32
+	retval      uint32
+	dataSizeIn  uint32
+	dataSizeOut uint32
+	dataIn      uint64
+	dataOut     uint64
+	repeat      uint32
+	duration    uint32
+}
+
+// TestRun runs a loaded program once on data as the kernel's
+// BPF_PROG_TEST_RUN does (for SCHED_CLS: a socket buffer holding data) and
+// returns what the program returned.
+func TestRun(progFD int, data []byte) (int32, error) {
+	attr := testRunAttr{progFD: uint32(progFD), dataSizeIn: uint32(len(data)), dataIn: uint64(uintptr(unsafe.Pointer(&data[0]))), repeat: 1}
+	_, err := bpf(unix.BPF_PROG_TEST_RUN, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	runtime.KeepAlive(data)
+	if err != nil {
+		return 0, fmt.Errorf("ebpf: test run: %w", err)
+	}
+	return int32(attr.retval), nil
+}
