@@ -290,10 +290,10 @@ func (e *egressRing) closeFDs() {
 	}
 }
 
-// takeFrame returns the next frame in the ring, if a whole one is there. Records
-// the program discarded are stepped over. The producer's position is read
-// only when the reader has caught up with what it saw last: it is the line
-// the program writes for every frame.
+// takeFrame returns the next frame in the ring, if a whole one is there.
+// Records the program discarded are stepped over. The producer's position
+// is read only when the reader has caught up with what it saw last: it is
+// the line the program writes for every frame.
 func (e *egressRing) takeFrame(*Batch) (frame []byte, wallNanos int64, ok, stalled bool) {
 	if e.pos == e.produced {
 		e.produced = e.rb.Produced()

@@ -58,18 +58,20 @@ type ReaderOptions struct {
 	// DirectTarget); frames it declines go through batches as usual.
 	// SourceRing has no use for it: the kernel fills the ring itself.
 	Direct DirectTarget
-	// Source selects the tap's queue (SourceRead, the default) or a
-	// packet ring (SourceRing).
+	// Source selects the tap's queue (SourceRead, the default), a packet
+	// ring (SourceRing) or the egress program (SourceEgress).
 	Source Source
 	// Coalesce is how long the reader naps when it finds the source
 	// empty soon after frames came (default DefaultCoalesce; negative:
 	// never nap). See DefaultCoalesce.
 	Coalesce time.Duration
-	// RingBytes sizes the SourceRing ring (default DefaultRingBytes).
+	// RingBytes sizes the SourceRing ring (default DefaultRingBytes) or
+	// the SourceEgress ring buffer (rounded up to a power of two; default
+	// DefaultEgressBytes).
 	RingBytes int
-	// Gate, if set, lets a SourceRing reader leave frames in the ring
-	// while its consumer has no room for them (see Gate), for at most
-	// MaxHold at a time (default DefaultMaxHold).
+	// Gate, if set, lets a SourceRing or SourceEgress reader leave
+	// frames in the ring while its consumer has no room for them (see
+	// Gate), for at most MaxHold at a time (default DefaultMaxHold).
 	Gate    Gate
 	MaxHold time.Duration
 }
@@ -101,10 +103,10 @@ type ReaderStats struct {
 	// Waits counts how often the reader found the tap empty and blocked;
 	// Naps how often it napped instead (see DefaultCoalesce).
 	Waits, Naps uint64
-	// Holds counts the naps a SourceRing reader took because its Gate was
-	// blocked, leaving frames in the ring; HoldEpisodes the times it began
-	// holding back; HoldsExpired the times it gave up after MaxHold and let
-	// frames through to be dropped.
+	// Holds counts the naps a SourceRing or SourceEgress reader took
+	// because its Gate was blocked, leaving frames in the ring;
+	// HoldEpisodes the times it began holding back; HoldsExpired the times
+	// it gave up after MaxHold and let frames through to be dropped.
 	Holds, HoldEpisodes, HoldsExpired uint64
 	// HeldBackDrops counts the ring's drops (part of SourceDrops) that
 	// happened while frames were held back and were reported to the Gate.
@@ -116,11 +118,12 @@ type ReaderStats struct {
 	// straight into ReaderOptions.Direct's memory; DirectFaults the direct
 	// reads that failed with EFAULT (frames lost, reported to the target).
 	DirectFrames, DirectFaults uint64
-	// SourceRing only. SourceDrops counts frames the kernel could not put
-	// into the ring because it was full; Oversize frames longer than a
-	// ring slot (sized from the MTU when the reader started), dropped;
-	// HeldStalls how often the reader caught up with a slot that a
-	// retained batch still held, and waited.
+	// SourceRing and SourceEgress. SourceDrops counts frames the kernel
+	// could not put into the ring because it was full; Oversize frames
+	// longer than a ring slot or the largest record (sized from the MTU
+	// when the reader started), dropped. SourceRing only: HeldStalls how
+	// often the reader caught up with a slot that a retained batch still
+	// held, and waited.
 	SourceDrops, Oversize, HeldStalls uint64
 }
 

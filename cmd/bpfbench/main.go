@@ -42,7 +42,7 @@ func main() {
 		trials     = flag.Int("trials", 0, "trials per rate step, majority decides (default 3; -quick: 1)")
 		steps      = flag.Int("steps", 0, "binary-search steps below saturation (default 5; -quick: 2)")
 		txQueueLen = flag.Int("txqueuelen", 10000, "transmit queue length of both taps (the daemon's default)")
-		source     = flag.String("source", "ring", "the daemon's -source: ring, egress or read")
+		source     = flag.String("source", "egress", "the daemon's -source: ring, egress or read")
 		replot     = flag.String("replot", "", "draw the chart (-png) from a JSON `FILE` of an earlier run, print its table, and exit")
 	)
 	flag.Parse()
