@@ -318,9 +318,12 @@ func (e *egressRing) takeFrame(*Batch) (frame []byte, wallNanos int64, ok, stall
 }
 
 // wallClock turns the program's monotonic time into CLOCK_REALTIME with an
-// offset taken afresh every 10 ms, so that clock steps show within that.
+// offset taken afresh once frames are 10 ms newer than the last sample, so
+// that clock steps show within that. Frames older than the sample (held
+// back, or a reader that fell behind) use it as it is: resampling for them
+// would cost two system calls per frame exactly when the reader is late.
 func (e *egressRing) wallClock(mono int64) int64 {
-	if d := mono - e.clockSample; d > int64(10*time.Millisecond) || d < -int64(10*time.Millisecond) {
+	if mono-e.clockSample > int64(10*time.Millisecond) {
 		var m, r unix.Timespec
 		unix.ClockGettime(unix.CLOCK_MONOTONIC, &m)
 		unix.ClockGettime(unix.CLOCK_REALTIME, &r)

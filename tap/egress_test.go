@@ -150,7 +150,8 @@ func TestEgressProgramCountsLost(t *testing.T) {
 	}
 }
 
-// The reader turns the program's monotonic time into real time.
+// The reader turns the program's monotonic time into real time, sampling
+// the clocks again only for frames newer than the last sample.
 func TestEgressWallClock(t *testing.T) {
 	var e egressRing
 	var m unix.Timespec
@@ -158,5 +159,14 @@ func TestEgressWallClock(t *testing.T) {
 	got := time.Unix(0, e.wallClock(m.Nano()))
 	if d := time.Since(got); d < 0 || d > time.Second {
 		t.Fatalf("wall clock %v is %v from now", got, d)
+	}
+	sample := e.clockSample
+	held := m.Nano() - int64(40*time.Millisecond) // a frame held back in the ring
+	if w := e.wallClock(held); e.clockSample != sample || w != got.UnixNano()-int64(40*time.Millisecond) {
+		t.Fatalf("an older frame resampled the clocks (%d → %d) or moved: %d", sample, e.clockSample, w)
+	}
+	e.wallClock(sample + int64(11*time.Millisecond))
+	if e.clockSample == sample {
+		t.Fatal("a frame 11 ms newer than the sample did not resample")
 	}
 }
