@@ -174,7 +174,7 @@ type egressSpan struct {
 // segmentation offload is turned off on the tap for as long as the program
 // is attached: the hook runs before segmentation, and a frame must be seen
 // as the tap's queue would carry it, not as a 64 KiB TCP train.
-func (d *Device) openEgress(ringBytes int) (e *egressRing, err error) {
+func (d *Device) openEgress(ringBytes int) (_ *egressRing, err error) {
 	mtu, err := d.MTU()
 	if err != nil {
 		return nil, err
@@ -186,7 +186,9 @@ func (d *Device) openEgress(ringBytes int) (e *egressRing, err error) {
 	for size < ringBytes {
 		size <<= 1
 	}
-	e = &egressRing{ringFD: -1, countFD: -1, linkFD: -1, size: size, gsoWas: -1}
+	// e is not the named result: the error returns below set that to nil
+	// before this cleanup runs.
+	e := &egressRing{ringFD: -1, countFD: -1, linkFD: -1, size: size, gsoWas: -1}
 	defer func() {
 		if err != nil {
 			e.closeFDs()

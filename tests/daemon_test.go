@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -235,5 +236,44 @@ func TestCallerInvisibleToDaemon(t *testing.T) {
 	}
 	if want := fmt.Sprintf("r=-1 errno=%d", unix.EPERM); got["gdltlist"] != want && !strings.HasPrefix(got["gdltlist"], "len=") {
 		t.Errorf("gdltlist: %q", got["gdltlist"])
+	}
+}
+
+// A kernel that refuses the egress program (here: bpf(2) fails, as without
+// BPF) does not stop the daemon: the tap is served through the packet
+// ring, the log says why, and the stats file names the source in use.
+func TestEgressFallsBackToRing(t *testing.T) {
+	testenv.RequireFUSE(t)
+	testenv.RequireTUN(t)
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	nobpf := reliabilityProgram(t, "nobpf")
+	ns := testenv.NewNetns(t)
+	mnt := t.TempDir()
+	tap := testenv.UniqueName("bt")
+	e := &env{daemontest.New(t, ns, mnt, tap), t}
+	e.StartProcess([]string{nobpf}, []string{"-netns", ns, "-tap", tap, mnt})
+	if !strings.Contains(e.Log(), "no egress capture") || !strings.Contains(e.Log(), "using -source ring") {
+		t.Fatalf("no word of the fallback in the log:\n%s", e.Log())
+	}
+	testenv.MustRun(t, "ip", "-n", ns, "link", "set", tap, "up")
+	testenv.MustRun(t, "ip", "-n", ns, "addr", "add", daemontest.HostIP+"/24", "dev", tap)
+	testenv.MustRun(t, "ip", "-n", ns, "neigh", "replace", daemontest.FarIP, "lladdr", e.EmulatedMAC(tap).String(), "dev", tap, "nud", "permanent")
+	e.SendUDP(20, 100)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		lines := e.SourceLines()
+		if len(lines) == 1 {
+			f := strings.Fields(lines[0])
+			if f[1] != "ring" {
+				t.Fatalf("interface line %q: want source ring", lines[0])
+			}
+			if n, _ := strconv.Atoi(f[2]); n >= 20 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("frames never reached the ring: %q", lines)
+		}
 	}
 }
