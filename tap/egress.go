@@ -5,11 +5,9 @@ package tap
 import (
 	"encoding/binary"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/bpffs/bpffs/internal/ebpf"
 	"golang.org/x/sys/unix"
@@ -43,6 +41,7 @@ const (
 	skbLenOff       = 0
 	skbVlanTCIOff   = 24
 	skbVlanProtoOff = 28
+	skbGSOSegsOff   = 164
 )
 
 // egressProgram builds the tcx egress program. For every frame the stack
@@ -50,7 +49,9 @@ const (
 // class that fits, writes the time, the length and the frame (a VLAN tag
 // that the stack kept in the skb's metadata goes back inline, as the tap's
 // own queue would carry it), submits it and lets the frame go on. Frames
-// without room or too long are counted.
+// without room are counted as lost; frames too long, and GSO trains (which
+// the hook sees before segmentation: UDP_SEGMENT, forwarded GRO packets),
+// as oversize.
 func egressProgram(ringFD, countFD, maxFrame int) ([]ebpf.Insn, error) {
 	const (
 		ctx, length, rec, vlan = ebpf.R6, ebpf.R7, ebpf.R8, ebpf.R9
@@ -64,6 +65,8 @@ func egressProgram(ringFD, countFD, maxFrame int) ([]ebpf.Insn, error) {
 		ebpf.LoadW(vlan, ctx, skbVlanProtoOff),
 	)
 	a.JumpIf(ebpf.JEQ, length, 0, "lost")
+	a.Emit(ebpf.LoadW(ebpf.R2, ctx, skbGSOSegsOff))
+	a.JumpIf(ebpf.JGT, ebpf.R2, 1, "oversize")
 	a.JumpIf(ebpf.JEQ, vlan, 0, "sized")
 	a.Emit(ebpf.AddImm(length, 4))
 	a.Label("sized")
@@ -162,7 +165,10 @@ type egressRing struct {
 	closedCounts [egressCounters]uint64
 	closed       bool
 	outstanding  atomic.Int64
-	gsoWas       int // the tap's generic segmentation offload before, -1 if unchanged
+	segsWas      int64 // the tap's gso_max_segs before, -1 if unchanged
+
+	runts   atomic.Uint64 // records too short for a frame, skipped (counted as oversize, as SourceRing does)
+	skipped bool          // records were skipped since the last batch was sealed
 }
 
 type egressSpan struct {
@@ -170,10 +176,12 @@ type egressSpan struct {
 	done bool
 }
 
-// openEgress loads the program and attaches it to the tap's egress. Generic
-// segmentation offload is turned off on the tap for as long as the program
-// is attached: the hook runs before segmentation, and a frame must be seen
-// as the tap's queue would carry it, not as a 64 KiB TCP train.
+// openEgress loads the program and attaches it to the tap's egress. The
+// hook runs before segmentation, and a frame must be seen as the tap's
+// queue would carry it, not as a 64 KiB TCP train: TCP builds GSO packets
+// whatever the device's offload settings, so the tap's gso_max_segs is 1
+// for as long as the program is attached (sockets connected before keep
+// the limit they cached), and restored when it is detached.
 func (d *Device) openEgress(ringBytes int) (_ *egressRing, err error) {
 	mtu, err := d.MTU()
 	if err != nil {
@@ -188,7 +196,7 @@ func (d *Device) openEgress(ringBytes int) (_ *egressRing, err error) {
 	}
 	// e is not the named result: the error returns below set that to nil
 	// before this cleanup runs.
-	e := &egressRing{ringFD: -1, countFD: -1, linkFD: -1, size: size, gsoWas: -1}
+	e := &egressRing{ringFD: -1, countFD: -1, linkFD: -1, size: size, segsWas: -1}
 	defer func() {
 		if err != nil {
 			e.closeFDs()
@@ -204,7 +212,8 @@ func (d *Device) openEgress(ringBytes int) (_ *egressRing, err error) {
 	if e.countFD, err = ebpf.NewCounters(egressCounters); err != nil {
 		return nil, fmt.Errorf("tap: egress source for %s: %w", d.describe(), err)
 	}
-	insns, err := egressProgram(e.ringFD, e.countFD, mtu+ethernetHeaderLen+4)
+	// Room for two VLAN tags, as in a QinQ frame.
+	insns, err := egressProgram(e.ringFD, e.countFD, mtu+ethernetHeaderLen+8)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +225,7 @@ func (d *Device) openEgress(ringBytes int) (_ *egressRing, err error) {
 	if e.rb, err = ebpf.OpenRingBuffer(e.ringFD, size); err != nil {
 		return nil, err
 	}
-	if e.gsoWas, err = d.setGSO(0); err != nil {
+	if e.segsWas, err = d.oneSegment(); err != nil {
 		return nil, err
 	}
 	nsFD, err := openNetns(d.netns)
@@ -238,48 +247,26 @@ func (d *Device) openEgress(ringBytes int) (_ *egressRing, err error) {
 	return e, nil
 }
 
-// ethtool issues a command that takes or returns a struct ethtool_value.
-func (d *Device) ethtool(cmd, data uint32) (uint32, error) {
-	d.fdMu.RLock()
-	defer d.fdMu.RUnlock()
-	name, err := d.currentName()
-	if err != nil {
-		return 0, err
-	}
-	value := [2]uint32{cmd, data}
-	ifr := newIfreq(name)
-	*(*uintptr)(unsafe.Pointer(&ifr.data[0])) = uintptr(unsafe.Pointer(&value))
-	err = ioctlIfreq(d.ctlFD, unix.SIOCETHTOOL, ifr)
-	runtime.KeepAlive(&value)
-	if err != nil {
-		return 0, d.wrapErr("SIOCETHTOOL", err)
-	}
-	return value[1], nil
-}
-
-// gso tells whether the tap's generic segmentation offload is on (1).
-func (d *Device) gso() (uint32, error) { return d.ethtool(unix.ETHTOOL_GGSO, 0) }
-
-// setGSO sets the tap's generic segmentation offload and returns what it
-// was, or -1 if it was already so.
-func (d *Device) setGSO(on uint32) (int, error) {
-	was, err := d.gso()
+// oneSegment makes the stack build no multi-segment (GSO) packets for the
+// tap and returns the limit it had, or -1 if it was 1 already.
+func (d *Device) oneSegment() (int64, error) {
+	was, err := d.gsoMaxSegs()
 	if err != nil {
 		return -1, err
 	}
-	if was == on {
+	if was == 1 {
 		return -1, nil
 	}
-	if _, err := d.ethtool(unix.ETHTOOL_SGSO, on); err != nil {
+	if err := d.setGSOMaxSegs(1); err != nil {
 		return -1, err
 	}
-	return int(was), nil
+	return int64(was), nil
 }
 
 func (e *egressRing) restoreGSO(d *Device) {
-	if e.gsoWas >= 0 {
-		d.setGSO(uint32(e.gsoWas))
-		e.gsoWas = -1
+	if e.segsWas >= 0 {
+		d.setGSOMaxSegs(uint32(e.segsWas))
+		e.segsWas = -1
 	}
 }
 
@@ -306,17 +293,39 @@ func (e *egressRing) takeFrame(*Batch) (frame []byte, wallNanos int64, ok, stall
 			return nil, 0, false, false
 		}
 		e.pos = next
-		if len(body) < egressHeader {
+		if body == nil {
+			e.skipped = true
 			continue
 		}
-		n := int(binary.NativeEndian.Uint32(body[egressLengthOff:]))
+		n := 0
+		if len(body) >= egressHeader {
+			n = int(binary.NativeEndian.Uint32(body[egressLengthOff:]))
+		}
 		if n < ethernetHeaderLen || n > len(body)-egressHeader {
+			e.runts.Add(1)
+			e.skipped = true
 			continue
 		}
 		mono := int64(binary.NativeEndian.Uint64(body[egressTimeOff:]))
 		return body[egressHeader : egressHeader+n : egressHeader+n], e.wallClock(mono), true, false
 	}
+	if e.skipped {
+		e.releaseSkipped()
+	}
 	return nil, 0, false, false
+}
+
+// releaseSkipped frees records that were stepped over with no frame after
+// them: no batch will ever cover them, and while they sit in the ring it
+// polls readable. With batches still held, the next one to be sealed
+// covers them instead.
+func (e *egressRing) releaseSkipped() {
+	e.mu.Lock()
+	if len(e.spans) == 0 {
+		e.rb.Release(e.pos)
+		e.skipped = false
+	}
+	e.mu.Unlock()
 }
 
 // wallClock turns the program's monotonic time into CLOCK_REALTIME with an
@@ -341,6 +350,7 @@ func (e *egressRing) seal(b *Batch) {
 	e.mu.Lock()
 	b.egressSeq, b.egressHeld = e.nextSeq, true
 	e.nextSeq++
+	e.skipped = false // this batch's end covers them
 	e.spans = append(e.spans, egressSpan{end: e.pos})
 	e.mu.Unlock()
 }
@@ -395,10 +405,12 @@ func (e *egressRing) counts() [egressCounters]uint64 {
 	return e.closedCounts
 }
 
-func (e *egressRing) sourceDrops() uint64    { return e.counts()[egressCountLost] }
-func (e *egressRing) oversizeFrames() uint64 { return e.counts()[egressCountOversize] }
-func (e *egressRing) pollFD() int            { return e.ringFD }
-func (e *egressRing) clearPollError()        {}
+func (e *egressRing) sourceDrops() uint64 { return e.counts()[egressCountLost] }
+func (e *egressRing) oversizeFrames() uint64 {
+	return e.counts()[egressCountOversize] + e.runts.Load()
+}
+func (e *egressRing) pollFD() int     { return e.ringFD }
+func (e *egressRing) clearPollError() {}
 
 // close detaches the program (the link's descriptor is its only hold on the
 // tap) and frees the ring once no batch holds records.

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/bpffs/bpffs/internal/ebpf"
 	"github.com/bpffs/bpffs/internal/testenv"
@@ -168,5 +169,138 @@ func TestEgressWallClock(t *testing.T) {
 	e.wallClock(sample + int64(11*time.Millisecond))
 	if e.clockSample == sample {
 		t.Fatal("a frame 11 ms newer than the sample did not resample")
+	}
+}
+
+// While the egress program is attached the tap takes no multi-segment GSO
+// packets (gso_max_segs 1); the limit is back as it was afterwards.
+func TestEgressLimitsGSOSegments(t *testing.T) {
+	ns := quietNetns(t)
+	d := openTap(t, Config{Name: testenv.UniqueName("taps"), Netns: ns})
+	segs := func() uint32 {
+		t.Helper()
+		v, err := d.gsoMaxSegs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := segs()
+	if before == 1 {
+		t.Fatal("a new tap already has gso_max_segs 1: nothing to test")
+	}
+	c := startCollector(t, d, ReaderOptions{Source: SourceEgress})
+	waitBlocked(t, c.r) // running, so that Stop waits for its end
+	if segs() != 1 {
+		t.Errorf("gso_max_segs %d while the egress program is attached, want 1", segs())
+	}
+	c.r.Stop()
+	if after := segs(); after != before {
+		t.Errorf("gso_max_segs %d after the reader stopped, want %d again", after, before)
+	}
+}
+
+// tcpBurst makes an established TCP connection from the tap's Linux side to
+// the (absent) peer without a handshake (TCP_REPAIR) and queues n bytes:
+// the stack sends what its window allows at once, as it would on a real
+// connection.
+func tcpBurst(t *testing.T, ns string, n int) {
+	t.Helper()
+	fd := socketIn(t, ns, unix.AF_INET, unix.SOCK_STREAM, 0)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_REPAIR, 1))
+	must(unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_REPAIR_QUEUE, 2)) // TCP_SEND_QUEUE
+	must(unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_QUEUE_SEQ, 1000))
+	must(unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_REPAIR_QUEUE, 1)) // TCP_RECV_QUEUE
+	must(unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_QUEUE_SEQ, 5000))
+	must(unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_REPAIR_QUEUE, 0))
+	local := &unix.SockaddrInet4{Port: 40001}
+	copy(local.Addr[:], hostIP)
+	must(unix.Bind(fd, local))
+	peer := &unix.SockaddrInet4{Port: 9}
+	copy(peer.Addr[:], peerIP)
+	must(unix.Connect(fd, peer))
+	// MSS 1460, window scaling 7 both ways (struct tcp_repair_opt).
+	for _, opt := range [][2]uint32{{unix.TCPOPT_MAXSEG, 1460}, {unix.TCPOPT_WINDOW, 7 | 7<<16}} {
+		if _, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_TCP, unix.TCP_REPAIR_OPTIONS, uintptr(unsafe.Pointer(&opt)), 8, 0); e != 0 {
+			t.Fatalf("TCP_REPAIR_OPTIONS %v: %v", opt, e)
+		}
+	}
+	// struct tcp_repair_window: snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup.
+	window := [5]uint32{1000, 1 << 13, 1 << 13, 1 << 16, 5000}
+	if _, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_TCP, unix.TCP_REPAIR_WINDOW, uintptr(unsafe.Pointer(&window)), 20, 0); e != 0 {
+		t.Fatalf("TCP_REPAIR_WINDOW: %v", e)
+	}
+	must(unix.SetsockoptInt(fd, unix.SOL_TCP, unix.TCP_REPAIR, 0))
+	if _, err := unix.SendmsgN(fd, make([]byte, n), nil, nil, unix.MSG_DONTWAIT); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TCP builds GSO packets whatever the device offers; with the egress
+// program they must still arrive as the frames the wire carries: none
+// longer than the MTU allows, each with an IP length that matches it, and
+// nothing counted as oversize.
+func TestEgressCapturesTCPAsSegments(t *testing.T) {
+	ns := quietNetns(t)
+	name := testenv.UniqueName("tapt")
+	d := openTap(t, Config{Name: name, Netns: ns})
+	addressTap(t, ns, name)
+	c := startCollector(t, d, ReaderOptions{Source: SourceEgress})
+	waitBlocked(t, c.r)
+	tcpBurst(t, ns, 60000)
+	segments := 0
+	for deadline := time.After(2 * time.Second); ; {
+		select {
+		case f := <-c.frames:
+			if len(f) < 34 || binary.BigEndian.Uint16(f[12:]) != 0x0800 || f[23] != unix.IPPROTO_TCP {
+				continue
+			}
+			if len(f) > 1514 || int(binary.BigEndian.Uint16(f[16:]))+14 != len(f) {
+				t.Fatalf("a %d-byte TCP frame whose IP length says %d: a GSO train, not a segment", len(f), binary.BigEndian.Uint16(f[16:]))
+			}
+			segments++
+			continue
+		case <-deadline:
+		}
+		break
+	}
+	if segments < 2 {
+		t.Fatalf("%d TCP segments captured, want the window's worth", segments)
+	}
+	if s := c.r.Stats(); s.Oversize != 0 {
+		t.Fatalf("%d frames counted oversize", s.Oversize)
+	}
+}
+
+// A UDP_SEGMENT train reaches the hook as one packet shorter than the
+// largest record; it must be counted, not captured as a frame that never
+// was on the wire.
+func TestEgressCountsGSOTrains(t *testing.T) {
+	ns := quietNetns(t)
+	name := testenv.UniqueName("tapu")
+	d := openTap(t, Config{Name: name, Netns: ns})
+	addressTap(t, ns, name)
+	c := startCollector(t, d, ReaderOptions{Source: SourceEgress})
+	waitBlocked(t, c.r)
+	fd := socketIn(t, ns, unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err := unix.SetsockoptInt(fd, unix.SOL_UDP, unix.UDP_SEGMENT, 400); err != nil {
+		t.Fatal(err)
+	}
+	peer := &unix.SockaddrInet4{Port: 9}
+	copy(peer.Addr[:], peerIP)
+	if err := unix.Sendto(fd, make([]byte, 800), 0, peer); err != nil {
+		t.Fatal(err)
+	}
+	waitForReader(t, c.r, "the train counted", func() bool { return c.r.Stats().Oversize == 1 })
+	for len(c.frames) > 0 {
+		if f := <-c.frames; len(f) > 400+42 {
+			t.Fatalf("a %d-byte frame captured from a train of two 400-byte datagrams", len(f))
+		}
 	}
 }

@@ -388,7 +388,9 @@ func (r *Reader) fillKernel(b *Batch) error {
 			// A consumer kept a whole ring's worth of batches: wait
 			// for its Release (rare; poll would report the ring
 			// readable at once and spin).
-			r.ring.heldStall.Add(1)
+			if r.ring != nil {
+				r.ring.heldStall.Add(1)
+			}
 			if err = r.napFor(unix.NsecToTimespec(int64(time.Millisecond))); err != nil {
 				break
 			}

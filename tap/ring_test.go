@@ -523,31 +523,3 @@ func TestEgressRetainedBatchKeepsRecords(t *testing.T) {
 		t.Errorf("drops after the release: %d, want %d", s.SourceDrops, drops)
 	}
 }
-
-// The egress program sees frames before segmentation, so the tap's generic
-// segmentation offload is off while it is attached, and back as it was
-// after.
-func TestEgressTurnsGSOOff(t *testing.T) {
-	ns := quietNetns(t)
-	d := openTap(t, Config{Name: testenv.UniqueName("taps"), Netns: ns})
-	gso := func() uint32 {
-		t.Helper()
-		v, err := d.gso()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	if gso() != 1 {
-		t.Fatal("a new tap has GSO off already: nothing to test")
-	}
-	c := startCollector(t, d, ReaderOptions{Source: SourceEgress})
-	waitBlocked(t, c.r) // running, so that Stop waits for its end
-	if gso() != 0 {
-		t.Error("GSO on while the egress program is attached")
-	}
-	c.r.Stop()
-	if gso() != 1 {
-		t.Error("GSO not restored after the reader stopped")
-	}
-}

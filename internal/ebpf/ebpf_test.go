@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/bpffs/bpffs/internal/testenv"
 	"golang.org/x/sys/unix"
@@ -144,5 +145,26 @@ func TestLoadErrorCarriesVerifierLog(t *testing.T) {
 	_, err := LoadSchedCLS("bad", []Insn{MovReg(R0, R5), Exit()}, unix.BPF_TCX_EGRESS)
 	if err == nil || !strings.Contains(err.Error(), "R5 !read_ok") {
 		t.Fatalf("load of a program reading an unset register: %v", err)
+	}
+}
+
+// The attribute structs are prefixes of union bpf_attr: their layout is the
+// kernel's, whatever Go would choose.
+func TestAttrLayouts(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"map create", unsafe.Sizeof(mapCreateAttr{}), 20},
+		{"map element", unsafe.Sizeof(mapElemAttr{}), 32},
+		{"prog load", unsafe.Sizeof(progLoadAttr{}), 72},
+		{"prog load log_buf", unsafe.Offsetof(progLoadAttr{}.logBuf), 32},
+		{"link create", unsafe.Sizeof(linkCreateAttr{}), 32},
+		{"test run", unsafe.Sizeof(testRunAttr{}), 40},
+		{"test run data_out", unsafe.Offsetof(testRunAttr{}.dataOut), 24},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %d bytes, want %d", c.name, c.got, c.want)
+		}
 	}
 }

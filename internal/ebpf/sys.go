@@ -51,15 +51,15 @@ func NewCounters(n int) (int, error) {
 type mapElemAttr struct {
 	fd    uint32
 	_     uint32
-	key   uint64
-	value uint64
+	key   ptr
+	value ptr
 	flags uint64
 }
 
 // ReadCounters copies the counters of a NewCounters map into out.
 func ReadCounters(fd int, out []uint64) error {
 	var key uint32
-	attr := mapElemAttr{fd: uint32(fd), key: uint64(uintptr(unsafe.Pointer(&key))), value: uint64(uintptr(unsafe.Pointer(&out[0])))}
+	attr := mapElemAttr{fd: uint32(fd), key: ptr{p: unsafe.Pointer(&key)}, value: ptr{p: unsafe.Pointer(&out[0])}}
 	_, err := bpf(unix.BPF_MAP_LOOKUP_ELEM, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(&key)
 	runtime.KeepAlive(out)
@@ -72,11 +72,11 @@ func ReadCounters(fd int, out []uint64) error {
 type progLoadAttr struct {
 	progType           uint32
 	insnCnt            uint32
-	insns              uint64
-	license            uint64
+	insns              ptr
+	license            ptr
 	logLevel           uint32
 	logSize            uint32
-	logBuf             uint64
+	logBuf             ptr
 	kernVersion        uint32
 	progFlags          uint32
 	progName           [16]byte
@@ -93,8 +93,8 @@ func LoadSchedCLS(name string, prog []Insn, attachType uint32) (int, error) {
 	attr := progLoadAttr{
 		progType:           unix.BPF_PROG_TYPE_SCHED_CLS,
 		insnCnt:            uint32(len(prog)),
-		insns:              uint64(uintptr(unsafe.Pointer(&code[0]))),
-		license:            uint64(uintptr(unsafe.Pointer(&license[0]))),
+		insns:              ptr{p: unsafe.Pointer(&code[0])},
+		license:            ptr{p: unsafe.Pointer(&license[0])},
 		expectedAttachType: attachType,
 	}
 	copy(attr.progName[:15], name)
@@ -106,7 +106,7 @@ func LoadSchedCLS(name string, prog []Insn, attachType uint32) (int, error) {
 	}
 	// Again with the verifier's log, to say why.
 	logBuf := make([]byte, 1<<16)
-	attr.logLevel, attr.logSize, attr.logBuf = 1, uint32(len(logBuf)), uint64(uintptr(unsafe.Pointer(&logBuf[0])))
+	attr.logLevel, attr.logSize, attr.logBuf = 1, uint32(len(logBuf)), ptr{p: unsafe.Pointer(&logBuf[0])}
 	fd, err2 := bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(code)
 	runtime.KeepAlive(license)
@@ -156,8 +156,8 @@ type testRunAttr struct {
 	retval      uint32
 	dataSizeIn  uint32
 	dataSizeOut uint32
-	dataIn      uint64
-	dataOut     uint64
+	dataIn      ptr
+	dataOut     ptr
 	repeat      uint32
 	duration    uint32
 }
@@ -166,7 +166,7 @@ type testRunAttr struct {
 // BPF_PROG_TEST_RUN does (for SCHED_CLS: a socket buffer holding data) and
 // returns what the program returned.
 func TestRun(progFD int, data []byte) (int32, error) {
-	attr := testRunAttr{progFD: uint32(progFD), dataSizeIn: uint32(len(data)), dataIn: uint64(uintptr(unsafe.Pointer(&data[0]))), repeat: 1}
+	attr := testRunAttr{progFD: uint32(progFD), dataSizeIn: uint32(len(data)), dataIn: ptr{p: unsafe.Pointer(&data[0])}, repeat: 1}
 	_, err := bpf(unix.BPF_PROG_TEST_RUN, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(data)
 	if err != nil {
