@@ -228,14 +228,7 @@ func (d *Device) openEgress(ringBytes int) (_ *egressRing, err error) {
 	if e.segsWas, err = d.oneSegment(); err != nil {
 		return nil, err
 	}
-	nsFD, err := openNetns(d.netns)
-	if err != nil {
-		return nil, err
-	}
-	if nsFD >= 0 {
-		defer unix.Close(nsFD)
-	}
-	err = inNetns(nsFD, func() error {
+	err = d.inDeviceNetns(func() error {
 		var err error
 		e.linkFD, err = ebpf.AttachTCX(progFD, d.index, unix.BPF_TCX_EGRESS)
 		return err

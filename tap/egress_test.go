@@ -200,6 +200,19 @@ func TestEgressLimitsGSOSegments(t *testing.T) {
 	}
 }
 
+// egressOnAddressedTap starts an egress reader on a new tap whose Linux
+// side has an address (hostIP, with peerIP behind the tap), so that the
+// stack sends traffic there.
+func egressOnAddressedTap(t *testing.T) (ns string, c *collector) {
+	ns = quietNetns(t)
+	name := testenv.UniqueName("tapg")
+	d := openTap(t, Config{Name: name, Netns: ns})
+	addressTap(t, ns, name)
+	c = startCollector(t, d, ReaderOptions{Source: SourceEgress})
+	waitBlocked(t, c.r)
+	return ns, c
+}
+
 // tcpBurst makes an established TCP connection from the tap's Linux side to
 // the (absent) peer without a handshake (TCP_REPAIR) and queues n bytes:
 // the stack sends what its window allows at once, as it would on a real
@@ -247,12 +260,7 @@ func tcpBurst(t *testing.T, ns string, n int) {
 // longer than the MTU allows, each with an IP length that matches it, and
 // nothing counted as oversize.
 func TestEgressCapturesTCPAsSegments(t *testing.T) {
-	ns := quietNetns(t)
-	name := testenv.UniqueName("tapt")
-	d := openTap(t, Config{Name: name, Netns: ns})
-	addressTap(t, ns, name)
-	c := startCollector(t, d, ReaderOptions{Source: SourceEgress})
-	waitBlocked(t, c.r)
+	ns, c := egressOnAddressedTap(t)
 	tcpBurst(t, ns, 60000)
 	segments := 0
 	for deadline := time.After(2 * time.Second); ; {
@@ -282,12 +290,7 @@ func TestEgressCapturesTCPAsSegments(t *testing.T) {
 // largest record; it must be counted, not captured as a frame that never
 // was on the wire.
 func TestEgressCountsGSOTrains(t *testing.T) {
-	ns := quietNetns(t)
-	name := testenv.UniqueName("tapu")
-	d := openTap(t, Config{Name: name, Netns: ns})
-	addressTap(t, ns, name)
-	c := startCollector(t, d, ReaderOptions{Source: SourceEgress})
-	waitBlocked(t, c.r)
+	ns, c := egressOnAddressedTap(t)
 	fd := socketIn(t, ns, unix.AF_INET, unix.SOCK_DGRAM, 0)
 	if err := unix.SetsockoptInt(fd, unix.SOL_UDP, unix.UDP_SEGMENT, 400); err != nil {
 		t.Fatal(err)

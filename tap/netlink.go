@@ -15,15 +15,8 @@ import (
 // the kernel's answer: the link's attributes for RTM_GETLINK, nothing for
 // a request that asks for an acknowledgement.
 func (d *Device) linkRequest(msgType uint16, flags uint16, attrs []byte) (map[uint16][]byte, error) {
-	nsFD, err := openNetns(d.netns)
-	if err != nil {
-		return nil, err
-	}
-	if nsFD >= 0 {
-		defer unix.Close(nsFD)
-	}
 	var fd int
-	err = inNetns(nsFD, func() error {
+	err := d.inDeviceNetns(func() error {
 		var err error
 		fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 		return err

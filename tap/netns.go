@@ -87,3 +87,16 @@ func inNetns(nsFD int, fn func() error) error {
 	}()
 	return <-result
 }
+
+// inDeviceNetns runs fn inside the tap's namespace (see inNetns): for the
+// sockets and links that must be made there.
+func (d *Device) inDeviceNetns(fn func() error) error {
+	nsFD, err := openNetns(d.netns)
+	if err != nil {
+		return err
+	}
+	if nsFD >= 0 {
+		defer unix.Close(nsFD)
+	}
+	return inNetns(nsFD, fn)
+}

@@ -126,15 +126,8 @@ func (d *Device) openRing(ringBytes int) (*packetRing, error) {
 		Frame_size: uint32(slotSize),
 		Frame_nr:   uint32(blocks * (blockSize / slotSize)),
 	}
-	nsFD, err := openNetns(d.netns)
-	if err != nil {
-		return nil, err
-	}
-	if nsFD >= 0 {
-		defer unix.Close(nsFD)
-	}
 	var fd int
-	err = inNetns(nsFD, func() error {
+	err = d.inDeviceNetns(func() error {
 		var err error
 		// Protocol 0: nothing is captured before the bind below.
 		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
