@@ -167,8 +167,9 @@ type egressRing struct {
 	outstanding  atomic.Int64
 	segsWas      int64 // the tap's gso_max_segs before, -1 if unchanged
 
-	runts   atomic.Uint64 // records too short for a frame, skipped (counted as oversize, as SourceRing does)
-	skipped bool          // records were skipped since the last batch was sealed
+	runts    atomic.Uint64 // records too short for a frame, skipped (counted as oversize, as SourceRing does)
+	skipped  bool          // records were skipped since the last batch was sealed
+	unsealed int           // frames taken since the last batch was sealed
 }
 
 type egressSpan struct {
@@ -300,9 +301,10 @@ func (e *egressRing) takeFrame(*Batch) (frame []byte, wallNanos int64, ok, stall
 			continue
 		}
 		mono := int64(binary.NativeEndian.Uint64(body[egressTimeOff:]))
+		e.unsealed++
 		return body[egressHeader : egressHeader+n : egressHeader+n], e.wallClock(mono), true, false
 	}
-	if e.skipped {
+	if e.skipped && e.unsealed == 0 {
 		e.releaseSkipped()
 	}
 	return nil, 0, false, false
@@ -310,8 +312,8 @@ func (e *egressRing) takeFrame(*Batch) (frame []byte, wallNanos int64, ok, stall
 
 // releaseSkipped frees records that were stepped over with no frame after
 // them: no batch will ever cover them, and while they sit in the ring it
-// polls readable. With batches still held, the next one to be sealed
-// covers them instead.
+// polls readable. With batches still held, or frames taken for the batch
+// being filled, the next batch to be sealed covers them instead.
 func (e *egressRing) releaseSkipped() {
 	e.mu.Lock()
 	if len(e.spans) == 0 {
@@ -343,7 +345,7 @@ func (e *egressRing) seal(b *Batch) {
 	e.mu.Lock()
 	b.egressSeq, b.egressHeld = e.nextSeq, true
 	e.nextSeq++
-	e.skipped = false // this batch's end covers them
+	e.skipped, e.unsealed = false, 0 // this batch's end covers them
 	e.spans = append(e.spans, egressSpan{end: e.pos})
 	e.mu.Unlock()
 }

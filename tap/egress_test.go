@@ -17,8 +17,8 @@ import (
 // egressUnderTest is the egress program loaded on its own, run by the
 // kernel's BPF_PROG_TEST_RUN instead of a tap.
 type egressUnderTest struct {
-	prog, counts int
-	rb           *ebpf.RingBuffer
+	prog, counts, ring int
+	rb                 *ebpf.RingBuffer
 }
 
 func loadEgress(t *testing.T, ringBytes, maxFrame int) *egressUnderTest {
@@ -32,7 +32,7 @@ func loadEgress(t *testing.T, ringBytes, maxFrame int) *egressUnderTest {
 		t.Skipf("no BPF ring buffer: %v", err)
 	}
 	t.Cleanup(func() { unix.Close(ring) })
-	e := &egressUnderTest{}
+	e := &egressUnderTest{ring: ring}
 	if e.counts, err = ebpf.NewCounters(egressCounters); err != nil {
 		t.Fatal(err)
 	}
@@ -305,5 +305,63 @@ func TestEgressCountsGSOTrains(t *testing.T) {
 		if f := <-c.frames; len(f) > 400+42 {
 			t.Fatalf("a %d-byte frame captured from a train of two 400-byte datagrams", len(f))
 		}
+	}
+}
+
+// Records the reader steps over (here: too short to be a frame) are freed
+// even when no frame follows them, but never under frames of the batch
+// being filled.
+func TestEgressSkippedRecordsReleased(t *testing.T) {
+	e := loadEgress(t, 1<<16, 1518)
+	ring := &egressRing{rb: e.rb, size: 1 << 16}
+	// A second program on the same ring buffer writes records whose length
+	// says 5 bytes (the egress program never does: the kernel hands it
+	// nothing shorter than an Ethernet header).
+	var a ebpf.Asm
+	a.Emit2(ebpf.LoadMapFD(ebpf.R1, e.ring))
+	a.Emit(ebpf.MovImm(ebpf.R2, 128), ebpf.MovImm(ebpf.R3, 0), ebpf.Call(ebpf.FuncRingbufReserve))
+	a.JumpIf(ebpf.JEQ, ebpf.R0, 0, "out")
+	a.Emit(ebpf.MovImm(ebpf.R1, 5), ebpf.StoreW(ebpf.R0, egressLengthOff, ebpf.R1))
+	a.Emit(ebpf.MovReg(ebpf.R1, ebpf.R0), ebpf.MovImm(ebpf.R2, 0), ebpf.Call(ebpf.FuncRingbufSubmit))
+	a.Label("out")
+	a.Emit(ebpf.MovImm(ebpf.R0, 0), ebpf.Exit())
+	insns, err := a.Program()
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := ebpf.LoadSchedCLS("short_record", insns, unix.BPF_TCX_EGRESS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(short)
+	runShort := func() {
+		t.Helper()
+		if _, err := ebpf.TestRun(short, make([]byte, 60)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.run(t, make([]byte, 60)) // a frame
+	runShort()                 // too short for one: skipped
+	b := &Batch{}
+	if _, _, ok, _ := ring.takeFrame(b); !ok {
+		t.Fatal("the frame was not taken")
+	}
+	if _, _, ok, _ := ring.takeFrame(b); ok {
+		t.Fatal("a 5-byte record taken as a frame")
+	}
+	if e.rb.Consumed() != 0 {
+		t.Fatal("the ring was released under a frame of the batch being filled")
+	}
+	ring.seal(b)
+	ring.giveBack(b)
+	if e.rb.Consumed() != e.rb.Produced() {
+		t.Fatal("the batch's release did not cover the skipped record")
+	}
+	runShort()
+	if _, _, ok, _ := ring.takeFrame(b); ok || e.rb.Consumed() != e.rb.Produced() {
+		t.Fatalf("a skipped record with no frame after it stays in the ring (ok %v)", ok)
+	}
+	if n := ring.runts.Load(); n != 2 {
+		t.Fatalf("%d short records counted, want 2", n)
 	}
 }

@@ -74,9 +74,6 @@ func (r *RingBuffer) Record(pos uint64) (body []byte, next uint64, ready bool) {
 // Release gives the kernel back everything before pos.
 func (r *RingBuffer) Release(pos uint64) { r.word(r.consumer).Store(pos) }
 
-// Size is the data area's size.
-func (r *RingBuffer) Size() int { return int(r.mask + 1) }
-
 // Close unmaps the ring; no record body may be used afterwards.
 func (r *RingBuffer) Close() {
 	if r.consumer != nil {
