@@ -160,11 +160,16 @@ func TestFaultDaemonKilledWhileClientsBlock(t *testing.T) {
 	if !(pollEnd.R == -1 || pollEnd.R == 1 && pollEnd.Events&(unix.POLLERR|unix.POLLHUP) != 0) {
 		t.Errorf("the blocked poll ended with r=%d errno %s revents %#x, want an error", pollEnd.R, errnoName(pollEnd.Errno), pollEnd.Events)
 	}
+	// The probes follow the blocked call at once. Requests the kernel ends
+	// while it tears the connection down fail with ECONNABORTED, those
+	// made after it with ENOTCONN; a probe can still catch the first (seen
+	// once on CI, with the daemon's larger exit since the egress source).
 	enotconn := fmt.Sprintf("r=-1 errno=%d", unix.ENOTCONN)
+	aborted := fmt.Sprintf("r=-1 errno=%d", unix.ECONNABORTED)
 	for _, end := range []blockerEnd{readEnd, pollEnd} {
 		for _, p := range []string{"read", "getif"} {
-			if end.Probes[p] != enotconn {
-				t.Errorf("%s on the dead mount: %q, want %q", p, end.Probes[p], enotconn)
+			if end.Probes[p] != enotconn && end.Probes[p] != aborted {
+				t.Errorf("%s on the dead mount: %q, want %q (or %q while the exit is under way)", p, end.Probes[p], enotconn, aborted)
 			}
 		}
 	}
