@@ -201,7 +201,7 @@ func (d *Device) openEgress(ringBytes int) (_ *egressRing, err error) {
 	defer func() {
 		if err != nil {
 			e.closeFDs()
-			e.restoreGSO(d)
+			e.restoreSegments(d)
 			if e.rb != nil {
 				e.rb.Close()
 			}
@@ -257,7 +257,8 @@ func (d *Device) oneSegment() (int64, error) {
 	return int64(was), nil
 }
 
-func (e *egressRing) restoreGSO(d *Device) {
+// restoreSegments gives the tap back the gso_max_segs oneSegment changed.
+func (e *egressRing) restoreSegments(d *Device) {
 	if e.segsWas >= 0 {
 		d.setGSOMaxSegs(uint32(e.segsWas))
 		e.segsWas = -1
@@ -414,7 +415,7 @@ func (e *egressRing) close(d *Device) {
 	e.statsMu.Lock()
 	e.closeFDs()
 	e.statsMu.Unlock()
-	e.restoreGSO(d)
+	e.restoreSegments(d)
 	e.mu.Lock()
 	e.closed = true
 	e.mu.Unlock()

@@ -235,8 +235,7 @@ func (d *Device) NewReader(opts ReaderOptions, handle func(*Batch)) *Reader {
 	switch opts.Source {
 	case SourceRead:
 		if err := d.dropTapQueue(false); err != nil {
-			r.setupErr = err
-			return r
+			return r.failSetup(err)
 		}
 		r.pollFDs = []unix.PollFd{
 			{Fd: int32(r.fd), Events: unix.POLLIN},
@@ -262,8 +261,7 @@ func (d *Device) NewReader(opts ReaderOptions, handle func(*Batch)) *Reader {
 		}
 		if err != nil {
 			r.kernel, r.ring = nil, nil
-			r.setupErr = err
-			return r
+			return r.failSetup(err)
 		}
 		r.direct = nil
 		r.gate = opts.Gate
@@ -283,10 +281,18 @@ func (d *Device) NewReader(opts ReaderOptions, handle func(*Batch)) *Reader {
 		r.pool = newBatchPool(0, opts.MaxFrames, opts.PoolSize)
 		r.pool.kernel = r.kernel
 	default:
-		r.setupErr = fmt.Errorf("tap: reader source %v: %w", opts.Source, ErrInvalid)
-		return r
+		return r.failSetup(fmt.Errorf("tap: reader source %v: %w", opts.Source, ErrInvalid))
 	}
 	d.readers = append(d.readers, r)
+	return r
+}
+
+// failSetup records why the reader cannot run and closes its eventfd at
+// once, so that a caller that sees Err and tries other options leaves
+// nothing behind whether or not it runs this one.
+func (r *Reader) failSetup(err error) *Reader {
+	r.setupErr = err
+	r.closeWake()
 	return r
 }
 
@@ -307,7 +313,6 @@ func (r *Reader) Run() error {
 	}
 	defer close(r.done)
 	if r.setupErr != nil {
-		r.closeWake()
 		return r.setupErr
 	}
 	defer func() {

@@ -464,3 +464,20 @@ func TestWriteFrameConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// A reader that cannot be set up says why at once (Err) and holds no
+// eventfd, so that a caller trying another source need not run it.
+func TestFailedSetupHoldsNothing(t *testing.T) {
+	ns := quietNetns(t)
+	d := openTap(t, Config{Name: testenv.UniqueName("tapf"), Netns: ns})
+	r := d.NewReader(ReaderOptions{Source: Source(99)}, func(*Batch) {})
+	if err := r.Err(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Err = %v, want ErrInvalid", err)
+	}
+	if r.wakeFD != -1 {
+		t.Fatal("a reader that failed its set-up keeps its eventfd")
+	}
+	if err := r.Run(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Run = %v, want the set-up error", err)
+	}
+}

@@ -253,6 +253,9 @@ func (p *packetRing) takeFrame(b *Batch) (frame []byte, wallNanos int64, ok, sta
 	if ok {
 		b.slots = append(b.slots, int32(slot))
 	}
+	if stalled {
+		p.heldStall.Add(1)
+	}
 	return frame, wallNanos, ok, stalled
 }
 
@@ -381,9 +384,6 @@ func (r *Reader) fillKernel(b *Batch) error {
 			// A consumer kept a whole ring's worth of batches: wait
 			// for its Release (rare; poll would report the ring
 			// readable at once and spin).
-			if r.ring != nil {
-				r.ring.heldStall.Add(1)
-			}
 			if err = r.napFor(unix.NsecToTimespec(int64(time.Millisecond))); err != nil {
 				break
 			}

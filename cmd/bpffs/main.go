@@ -290,7 +290,6 @@ func serveTap(o *options, name string) (*served, error) {
 		// A kernel without tcx (before 6.6) or without BPF: the packet
 		// ring does the same job a little slower.
 		log.Printf("tap %s: no egress capture (%v); using -source ring", name, err)
-		s.reader.Run() // returns the same error at once and lets go of what the reader holds
 		s.source, opts.Source = tap.SourceRing, tap.SourceRing
 		s.reader = dev.NewReader(opts, handle)
 	}
