@@ -329,12 +329,23 @@ func (r *Reader) Run() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	r.runTID.Store(int32(unix.Gettid()))
+	lastYield := time.Now()
 	for !r.stopping.Load() {
 		if err := r.readBatch(); err != nil {
 			if err == errStopped {
 				return nil
 			}
 			return err
+		}
+		// A goroutine that only ever runs or sits in system calls never
+		// passes through the scheduler, and after 10 ms the runtime's
+		// monitor treats it as one that will not yield: it signals the
+		// thread (interrupting its poll) and takes its P back, again and
+		// again, and stays awake every 20 µs to do so. Passing through the
+		// scheduler now and then keeps the monitor asleep.
+		if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
+			runtime.Gosched()
+			lastYield = now
 		}
 	}
 	return nil
@@ -468,6 +479,11 @@ func rawRead(fd int, p []byte) (int, error) {
 	}
 	return int(n), nil
 }
+
+// yieldEvery is how often the reader passes through the scheduler: well
+// under the runtime's 10 ms preemption slice, and rare enough that the
+// handover a yield costs a locked thread does not matter.
+const yieldEvery = 4 * time.Millisecond
 
 // idle waits for the source to fill after it was found empty: a nap if
 // frames came lately, else a blocking wait (see DefaultCoalesce). A nap
