@@ -283,8 +283,11 @@ func (b *bench) drainTrial(cfg config, t trial, frameLen int, pps float64, n int
 	}
 	t.Captured = t.Sent
 	// A reader that got nothing never becomes idle; it is stopped and
-	// counted as having captured nothing.
-	deadline := time.After(b.p.idle + 3*time.Second)
+	// counted as having captured nothing. One that keeps getting frames
+	// after the generator stopped is draining what the daemon held back
+	// for it: with 4 KiB buffers (two full-size frames a read) that takes
+	// seconds, and cutting it short counted such a reader as 0.
+	deadline := time.After(b.p.idle + 15*time.Second)
 	for _, r := range readers {
 		select {
 		case line, ok := <-waitLine(r, "drain "):
