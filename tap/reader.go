@@ -163,6 +163,7 @@ type Reader struct {
 	wakeFD int        // eventfd; readable once Stop was called
 
 	pollFDs    []unix.PollFd // tap or ring, wake, [tap for its errors]
+	lastYield  time.Time     // see maybeYield
 	gate       Gate
 	held       bool   // SourceRing: frames are being held back for the gate
 	heldDrops  uint64 // ring drops when holding back began
@@ -329,7 +330,7 @@ func (r *Reader) Run() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	r.runTID.Store(int32(unix.Gettid()))
-	lastYield := time.Now()
+	r.lastYield = time.Now()
 	for !r.stopping.Load() {
 		if err := r.readBatch(); err != nil {
 			if err == errStopped {
@@ -337,16 +338,7 @@ func (r *Reader) Run() error {
 			}
 			return err
 		}
-		// A goroutine that only ever runs or sits in system calls never
-		// passes through the scheduler, and after 10 ms the runtime's
-		// monitor treats it as one that will not yield: it signals the
-		// thread (interrupting its poll) and takes its P back, again and
-		// again, and stays awake every 20 µs to do so. Passing through the
-		// scheduler now and then keeps the monitor asleep.
-		if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
-			runtime.Gosched()
-			lastYield = now
-		}
+		r.maybeYield()
 	}
 	return nil
 }
@@ -485,6 +477,18 @@ func rawRead(fd int, p []byte) (int, error) {
 // handover a yield costs a locked thread does not matter.
 const yieldEvery = 4 * time.Millisecond
 
+// maybeYield passes through the scheduler if yieldEvery has gone by. A
+// goroutine that only runs or sits in system calls never does, and once
+// it has gone 10 ms without, the runtime's monitor takes its P back in
+// every system call it finds it in (each nap) and stays on a 20 µs tick
+// to do so; the thread must then win a P back after every nap.
+func (r *Reader) maybeYield() {
+	if now := time.Now(); now.Sub(r.lastYield) >= yieldEvery {
+		runtime.Gosched()
+		r.lastYield = now
+	}
+}
+
 // idle waits for the source to fill after it was found empty: a nap if
 // frames came lately, else a blocking wait (see DefaultCoalesce). A nap
 // listens only to the reader's own eventfd: not being on the source's wait
@@ -513,6 +517,8 @@ func (r *Reader) napFor(ts unix.Timespec) error {
 		if err != nil {
 			return r.dev.wrapErr("ppoll", err)
 		}
+		// Holding frames back naps here for up to -maxhold in one batch.
+		r.maybeYield()
 		if fds[0].Revents != 0 || r.stopping.Load() {
 			return errStopped
 		}

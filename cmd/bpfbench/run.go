@@ -287,7 +287,9 @@ func (b *bench) drainTrial(cfg config, t trial, frameLen int, pps float64, n int
 	// after the generator stopped is draining what the daemon held back
 	// for it: with 4 KiB buffers (two full-size frames a read) that takes
 	// seconds, and cutting it short counted such a reader as 0.
-	deadline := time.After(b.p.idle + 15*time.Second)
+	// One deadline for all: each silent reader must see it, not only the
+	// first.
+	deadline := time.Now().Add(b.p.idle + 15*time.Second)
 	for _, r := range readers {
 		select {
 		case line, ok := <-waitLine(r, "drain "):
@@ -298,7 +300,7 @@ func (b *bench) drainTrial(cfg config, t trial, frameLen int, pps float64, n int
 			kv := keyValues(line)
 			t.Captured = min(t.Captured, uint64(kv["packets"]))
 			t.BPFDrops += uint64(kv["drop"])
-		case <-deadline:
+		case <-time.After(time.Until(deadline)):
 			t.Captured = 0
 		}
 	}

@@ -39,10 +39,14 @@ type Options struct {
 
 // Server is one mounted FUSE filesystem.
 type Server struct {
-	opts      Options
-	fd        int
-	devFile   *os.File        // fd, for waiting in the runtime's poller
-	conn      syscall.RawConn // file's, for reads that wait there
+	opts    Options
+	fd      int
+	devFile *os.File        // fd, for waiting in the runtime's poller
+	conn    syscall.RawConn // file's, for reads that wait there
+	// fdMu keeps replies and notifications off fd once it is closed: its
+	// number may belong to another file by then.
+	fdMu      sync.RWMutex
+	fdClosed  bool
 	dev       uint64
 	fstype    string
 	start     time.Time
@@ -157,7 +161,8 @@ func Mount(opts Options) (*Server, error) {
 	// blocking read: a thread blocked in a system call holds its P, and the
 	// runtime's monitor keeps taking Ps back from such threads every few
 	// tens of microseconds, which cost the daemon a sixth of a CPU under
-	// load.
+	// load. (The file lets one reader at a time wait in the poller; the
+	// other idle readers queue behind it.)
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Unmount(opts.MountPoint, unix.MNT_DETACH)
 		unix.Close(fd)
@@ -180,6 +185,8 @@ func Mount(opts Options) (*Server, error) {
 	select {
 	case <-s.initDone:
 	case <-s.serveDone:
+		unix.Unmount(opts.MountPoint, unix.MNT_DETACH)
+		s.closeDev()
 		return nil, fmt.Errorf("fuse: connection ended before INIT: %v", s.serveErr)
 	case <-time.After(10 * time.Second):
 		s.Close()
@@ -239,11 +246,22 @@ func (s *Server) Close() error {
 		}
 		<-s.serveDone
 	}
-	s.devFile.Close()
+	s.closeDev()
 	if err == unix.EINVAL || err == unix.ENOENT {
 		err = nil // already unmounted (e.g. by fusermount -u or umount)
 	}
 	return err
+}
+
+// closeDev closes /dev/fuse once no reply or notification is being
+// written to it, and keeps later ones from writing.
+func (s *Server) closeDev() {
+	s.fdMu.Lock()
+	defer s.fdMu.Unlock()
+	if !s.fdClosed {
+		s.fdClosed = true
+		s.devFile.Close()
+	}
 }
 
 func (s *Server) logf(format string, args ...any) {
@@ -275,8 +293,10 @@ func (s *Server) reader() {
 	for {
 		bp := s.bufPool.Get().(*[]byte)
 		rd.buf, rd.n, rd.err = *bp, 0, nil
-		if err := s.conn.Read(wait); err != nil && rd.err == nil {
-			rd.err = err // the poller's own failure
+		if err := s.conn.Read(wait); err != nil {
+			// The poller's own failure: the last read, if any, said
+			// EAGAIN, which must not send the loop round again.
+			rd.err = err
 		}
 		buf, n, err := rd.buf, rd.n, rd.err
 		if err != nil {
@@ -836,6 +856,11 @@ func (s *Server) notifyPoll(kh uint64) {
 	le.PutUint32(msg[4:], notifyPoll) // error field carries the notify code
 	le.PutUint64(msg[outHeaderSize:], kh)
 	s.stats.Notifications.Add(1)
+	s.fdMu.RLock()
+	defer s.fdMu.RUnlock()
+	if s.fdClosed {
+		return
+	}
 	if _, err := unix.Write(s.fd, msg[:]); err != nil && err != unix.ENOENT {
 		s.logf("poll notification: %v", err)
 	}
@@ -863,7 +888,13 @@ func (s *Server) reply(unique uint64, errno unix.Errno, data []byte) error {
 		iov[1] = unix.Iovec{Base: &data[0], Len: uint64(len(data))}
 		cnt = 2
 	}
+	s.fdMu.RLock()
+	if s.fdClosed {
+		s.fdMu.RUnlock()
+		return unix.ENODEV
+	}
 	_, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(s.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(cnt))
+	s.fdMu.RUnlock()
 	if e != 0 {
 		if e != unix.ENOENT {
 			s.logf("reply to %d: %v", unique, e)
