@@ -160,10 +160,10 @@ type egressRing struct {
 	spans    []egressSpan
 	firstSeq uint64 // seq of spans[0]
 	nextSeq  uint64
+	closed   bool // capture ended: the last giveBack unmaps the ring
 
 	statsMu      sync.Mutex
 	closedCounts [egressCounters]uint64
-	closed       bool
 	outstanding  atomic.Int64
 	segsWas      int64 // the tap's gso_max_segs before, -1 if unchanged
 

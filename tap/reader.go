@@ -165,7 +165,7 @@ type Reader struct {
 	pollFDs    []unix.PollFd // tap or ring, wake, [tap for its errors]
 	lastYield  time.Time     // see maybeYield
 	gate       Gate
-	held       bool   // SourceRing: frames are being held back for the gate
+	held       bool   // frames are being held back for the gate
 	heldDrops  uint64 // ring drops when holding back began
 	heldNaps   int
 	heldSince  time.Time

@@ -162,7 +162,10 @@ func Mount(opts Options) (*Server, error) {
 	// runtime's monitor keeps taking Ps back from such threads every few
 	// tens of microseconds, which cost the daemon a sixth of a CPU under
 	// load. (The file lets one reader at a time wait in the poller; the
-	// other idle readers queue behind it.)
+	// other idle readers queue behind it.) Only after the mount: polling
+	// /dev/fuse before it belongs to a connection reports an error and
+	// never waits, so a file registered with the poller then is never
+	// woken.
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Unmount(opts.MountPoint, unix.MNT_DETACH)
 		unix.Close(fd)
